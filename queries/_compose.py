@@ -1,0 +1,153 @@
+"""Dynamic filters, sort order and keyset pagination composed around a base .sql file.
+
+pypika wraps the base statement as `SELECT <columns> FROM (<base>) AS q WHERE … ORDER BY …
+LIMIT …`. Identifiers come only from the declaration; every value is a `$n` argument.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from enum import Enum
+from typing import Any
+
+from pypika import Order, Parameter, PostgreSQLQuery
+from pypika.queries import Selectable
+from pypika.terms import Criterion, Field, Term, Tuple
+from pypika.utils import format_alias_sql
+
+from ._sqlfile import ScannedSql
+
+ALIAS = "q"
+
+
+class Op(Enum):
+    """How a filter compares its column with the client's value."""
+
+    EQ = "="
+    GE = ">="
+    LE = "<="
+    CONTAINS = "contains"  # case-insensitive substring; LIKE wildcards escaped
+
+
+class UnknownField(ValueError):
+    """A client named a filter or sort field the declaration does not allow."""
+
+    def __init__(self, kind: str, name: str, allowed: Sequence[str]) -> None:
+        self.kind, self.name, self.allowed = kind, name, tuple(allowed)
+        super().__init__(f"unknown {kind} field {name!r}; allowed: {', '.join(allowed)}")
+
+
+@dataclass(frozen=True, slots=True)
+class Filter:
+    column: str
+    op: Op
+
+
+@dataclass(frozen=True, slots=True)
+class SortKey:
+    column: str
+    descending: bool = False
+
+
+class _Base(Selectable):  # type: ignore[misc]
+    """The base statement as a parenthesised subquery; pypika has no raw-SQL source."""
+
+    def __init__(self, sql: str) -> None:
+        super().__init__(ALIAS)
+        self._sql = sql
+
+    def get_sql(self, **kwargs: Any) -> str:
+        # The newline before ')' keeps a trailing `--` comment from eating it.
+        return str(format_alias_sql(f"(\n{self._sql}\n)", self.alias, **kwargs))
+
+
+def escape_like(text: str) -> str:
+    """`text` as a literal LIKE pattern: backslash is PostgreSQL's default escape."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True, slots=True)
+class Listing:
+    """A base query that clients may filter, sort and page through by keyset."""
+
+    base: ScannedSql
+    columns: tuple[str, ...]
+    filters: Mapping[str, Filter]
+    sortable: tuple[str, ...]
+    key: str
+
+    def sort_keys(self, spec: str) -> tuple[SortKey, ...]:
+        """Parse `-rating,title` into sort keys ending with the unique key."""
+        keys: list[SortKey] = []
+        for part in (p.strip() for p in spec.split(",")):
+            column = part.removeprefix("-")
+            if column not in self.sortable:
+                raise UnknownField("sort", part or "(empty)", self.sortable)
+            if any(k.column == column for k in keys):
+                raise UnknownField("sort", f"{part} (repeated)", self.sortable)
+            keys.append(SortKey(column, part.startswith("-")))
+        if keys[-1].column != self.key and all(k.column != self.key for k in keys):
+            keys.append(SortKey(self.key, keys[-1].descending))
+        return tuple(keys)
+
+    def build(
+        self,
+        *,
+        base_args: Sequence[Any],
+        filters: Mapping[str, Any],
+        sort: Sequence[SortKey],
+        after: Sequence[Any] | None,
+        limit: int,
+    ) -> tuple[str, list[Any]]:
+        """SQL and arguments for one page; `after` is the last row's sort values."""
+        args = list(base_args)
+
+        def bind(value: Any) -> Parameter:
+            args.append(value)
+            return Parameter(f"${len(args)}")
+
+        source = _Base(self.base.sql)
+        query = PostgreSQLQuery.from_(source).select(*(Field(c, table=source) for c in self.columns))
+        for name, value in filters.items():
+            if value is not None:
+                query = query.where(self._criterion(source, name, value, bind))
+        if after is not None:
+            query = query.where(_after(source, sort, after, bind))
+        for k in sort:
+            query = query.orderby(
+                Field(k.column, table=source), order=Order.desc if k.descending else Order.asc
+            )
+        query = query.limit(bind(limit))
+        return str(query.get_sql()), args
+
+    def _criterion(self, source: _Base, name: str, value: Any, bind: Any) -> Criterion:
+        spec = self.filters.get(name)
+        if spec is None:
+            raise UnknownField("filter", name, tuple(self.filters))
+        column = Field(spec.column, table=source)
+        if spec.op is Op.CONTAINS:
+            return column.ilike(bind(f"%{escape_like(value)}%"))
+        if spec.op is Op.GE:
+            return column >= bind(value)
+        if spec.op is Op.LE:
+            return column <= bind(value)
+        return column == bind(value)
+
+
+def _after(source: _Base, sort: Sequence[SortKey], after: Sequence[Any], bind: Any) -> Term:
+    """Rows strictly after `after` in `sort` order (keyset pagination)."""
+    fields = [Field(k.column, table=source) for k in sort]
+    params = [bind(v) for v in after]
+    if len({k.descending for k in sort}) == 1:
+        # One direction: a row comparison, which an index on the same columns serves.
+        lhs, rhs = Tuple(*fields), Tuple(*params)
+        return lhs < rhs if sort[0].descending else lhs > rhs
+    # Mixed directions: (a > x) OR (a = x AND b < y) OR (a = x AND b = y AND c > z) ...
+    disjuncts: list[Term] = []
+    for i, k in enumerate(sort):
+        step: Term = fields[i] < params[i] if k.descending else fields[i] > params[i]
+        for j in range(i):
+            step = (fields[j] == params[j]) & step
+        disjuncts.append(step)
+    return Criterion.any(disjuncts)

@@ -1,0 +1,2 @@
+-- How many movies there are.
+SELECT count(*) FROM myapi.movies;

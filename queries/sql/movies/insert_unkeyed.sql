@@ -1,0 +1,10 @@
+-- Staged rows without an id whose title and year are new get a new id.
+INSERT INTO myapi.movies
+       (title, released, rating, votes, length_minutes, budget, mpaa, genres)
+SELECT s.title, s.released, s.rating, s.votes, s.length_minutes, s.budget, s.mpaa, s.genres
+  FROM movies_staging AS s
+ WHERE s.movie_id IS NULL
+   AND NOT EXISTS (
+           SELECT 1 FROM myapi.movies AS m
+            WHERE m.title = s.title AND m.released = s.released)
+ ORDER BY s.line;

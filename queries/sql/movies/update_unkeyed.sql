@@ -1,0 +1,14 @@
+-- Staged rows without an id (a plain CSV of title, released, rating) update
+-- the movie with the same title and year when there is one.
+UPDATE myapi.movies AS m
+   SET rating = s.rating,
+       votes = s.votes,
+       length_minutes = COALESCE(s.length_minutes, m.length_minutes),
+       budget = COALESCE(s.budget, m.budget),
+       mpaa = COALESCE(s.mpaa, m.mpaa),
+       genres = CASE WHEN cardinality(s.genres) > 0 THEN s.genres ELSE m.genres END
+  FROM movies_staging AS s
+ WHERE s.movie_id IS NULL
+   AND m.title = s.title
+   AND m.released = s.released
+   AND (m.rating, m.votes) IS DISTINCT FROM (s.rating, s.votes);

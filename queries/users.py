@@ -1,0 +1,36 @@
+"""Declarations of the users queries (queries/sql/users/*.sql) and their row shape."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, ConfigDict
+
+from ._declare import SqlDir
+
+
+class UserRow(BaseModel):
+    """One row of myapi.users, hash included: it never leaves the service layer."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: int
+    email: str
+    name: str
+    password_hash: str
+    is_active: bool
+    scopes: list[str]
+    created_at: datetime
+
+
+SQL = SqlDir("users")
+
+get_user = SQL.one("get_user", row=UserRow, params={"user_id": int})
+get_user_by_email = SQL.one("get_user_by_email", row=UserRow, params={"email": str})
+insert_user = SQL.one(
+    "insert_user",
+    row=UserRow,
+    params={"email": str, "name": str, "password_hash": str, "scopes": list},
+)
+
+SQL.verify()
