@@ -1,0 +1,1 @@
+"""The movies API: a FastAPI application over PostgreSQL through asyncpg."""

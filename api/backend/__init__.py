@@ -1,0 +1,1 @@
+"""Process-level plumbing: settings, the connection pool and the embedded server."""

@@ -1,0 +1,65 @@
+"""The asyncpg connection pool and the schema file.
+
+The pool is created in the application's lifespan (or by a CLI command) and handed
+to services; nothing here runs at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import asyncpg
+
+import queries
+import queries.admin
+
+from .config import Settings
+
+logger = logging.getLogger(__name__)
+
+Pool = asyncpg.Pool
+Connection = asyncpg.Connection
+
+
+async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
+    """Open a pool to `dsn` sized and tuned by `settings`."""
+    pool = await asyncpg.create_pool(
+        dsn,
+        min_size=min(settings.pool_min_size, settings.pool_max_size),
+        max_size=settings.pool_max_size,
+        statement_cache_size=settings.statement_cache_size,
+        command_timeout=settings.command_timeout,
+        server_settings={"application_name": "myapi"},
+    )
+    return pool
+
+
+async def connect(dsn: str, settings: Settings) -> asyncpg.Connection:
+    """One connection, for CLI commands that run a single unit of work."""
+    return await asyncpg.connect(
+        dsn,
+        statement_cache_size=settings.statement_cache_size,
+        command_timeout=settings.command_timeout,
+        server_settings={"application_name": "myapi-admin"},
+    )
+
+
+def schema_path() -> Path:
+    """Where schema.sql is: the repository's top level, or the copy a wheel carries."""
+    package_dir = Path(queries.__file__).resolve().parent
+    for candidate in (package_dir / "schema.sql", package_dir.parent / "schema.sql"):
+        if candidate.is_file():
+            return candidate
+    raise FileNotFoundError("schema.sql not found next to the queries package")
+
+
+async def apply_schema(conn: asyncpg.Connection) -> None:
+    """Run schema.sql (idempotent) in one transaction, serialised across processes."""
+    ddl = schema_path().read_text(encoding="utf-8")
+    async with conn.transaction():
+        # Two processes starting at once must not race on CREATE ... IF NOT EXISTS,
+        # which is not concurrency-safe in PostgreSQL.
+        await queries.admin.lock(conn, name="myapi.schema")
+        await conn.execute(ddl)
+    logger.info("schema applied")

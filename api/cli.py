@@ -1,0 +1,218 @@
+"""The `api-admin` command: serve the API, set up the database, load movies, create users.
+
+With no DATABASE_URL every command uses the embedded PostgreSQL in the data directory,
+so `serve` in one terminal and `create-user` in another share the same data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Annotated, NoReturn, TypeVar
+
+import asyncpg
+import typer
+from pydantic import ValidationError
+
+from api import bootstrap
+from api.backend.config import Settings, get_settings
+from api.backend.database import create_pool
+from api.backend.embedded import EmbeddedServerError
+from api.backend.signing import ConfigError, signing_secret
+from api.exc import AppError
+from api.services import auth, movie_loader
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="Administer the movies API: serve it, set up its database, load movies, add users.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
+        )
+        _fail(f"invalid configuration: {problems}")
+
+
+def _run(work: Callable[[], Awaitable[T]]) -> T:
+    """Run async work; known failures become one line on stderr and exit code 1."""
+    try:
+        return asyncio.run(work())  # type: ignore[arg-type]
+    except AppError as exc:
+        _fail(exc.detail)
+    except movie_loader.MalformedFile as exc:
+        _fail(str(exc))
+    except (ConfigError, EmbeddedServerError) as exc:
+        _fail(str(exc))
+    except asyncpg.UndefinedTableError:
+        _fail("the database has no myapi tables yet; run `api-admin init-db` first")
+    except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
+        _fail(f"cannot reach the database: {exc}")
+    except asyncpg.PostgresError as exc:
+        _fail(f"the database refused the change: {exc.__class__.__name__}: {exc}")
+
+
+def _dsn(settings: Settings) -> str:
+    if settings.embedded:
+        typer.echo(f"Using the embedded PostgreSQL in {settings.data_dir}", err=True)
+    try:
+        return bootstrap.resolve_dsn(settings)
+    except EmbeddedServerError as exc:
+        _fail(str(exc))
+
+
+def _ready_dsn(settings: Settings) -> str:
+    """A DSN whose database has the schema: applied here on the embedded server."""
+    dsn = _dsn(settings)
+    if settings.embedded:
+        _run(lambda: bootstrap.prepare_database(dsn, settings, seed=False))
+    return dsn
+
+
+@app.command()
+def serve(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535, help="TCP port.")] = 8000,
+    workers: Annotated[int, typer.Option(min=1, max=64, help="Worker processes.")] = 1,
+    reload: Annotated[bool, typer.Option(help="Restart on code, .sql or schema changes.")] = False,
+    access_log: Annotated[bool, typer.Option(help="Log every request.")] = True,
+) -> None:
+    """Run the API. Without DATABASE_URL: start the embedded database and load the movies."""
+    import uvicorn
+
+    settings = _settings()
+    dsn = _dsn(settings)
+    loaded = _run(lambda: bootstrap.prepare_database(dsn, settings, seed=settings.seed_on_start))
+    if loaded:
+        typer.echo(f"Loaded {loaded:,} movies from the bundled IMDb data set.", err=True)
+    try:
+        secret = signing_secret(settings)
+    except ConfigError as exc:
+        _fail(str(exc))
+    # Workers (and the reloader's children) are new processes: they inherit the
+    # resolved server and the signing secret through the environment.
+    os.environ["DATABASE_URL"] = dsn
+    os.environ["JWT_SECRET"] = secret
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
+    typer.echo(f"API:  http://{shown}:{port}/\nDocs: http://{shown}:{port}/docs", err=True)
+    project = Path(__file__).resolve().parent.parent
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers if not reload else None,
+        reload=reload,
+        reload_dirs=[str(project)] if reload else None,
+        reload_includes=["*.py", "*.sql"] if reload else None,
+        access_log=access_log,
+        proxy_headers=False,
+    )
+
+
+@app.command("init-db")
+def init_db() -> None:
+    """Apply schema.sql (safe to run any number of times)."""
+    settings = _settings()
+    dsn = _dsn(settings)
+    _run(lambda: bootstrap.prepare_database(dsn, settings, seed=False))
+    typer.echo("Schema applied.")
+
+
+@app.command("load-movies")
+def load_movies(
+    path: Annotated[
+        Path,
+        typer.Argument(help="CSV or CSV.gz: the IMDb movies file, or title,released,rating."),
+    ],
+) -> None:
+    """Load movies from a CSV file in one transaction: all rows or, on any error, none."""
+    if not path.is_file():
+        _fail(f"{path}: no such file")
+    try:
+        with movie_loader.open_csv(path) as handle:
+            rows = movie_loader.parse_movies(handle)
+    except (movie_loader.MalformedFile, UnicodeDecodeError, OSError, EOFError) as exc:
+        _fail(f"{path}: {exc}; nothing was loaded")
+    settings = _settings()
+    dsn = _ready_dsn(settings)
+    result = _run(lambda: _load(dsn, settings, rows))
+    typer.echo(
+        f"Loaded {result.rows:,} rows from {path}: {result.written:,} new or changed; "
+        f"the database now holds {result.total:,} movies."
+    )
+
+
+async def _load(
+    dsn: str, settings: Settings, rows: list[movie_loader.Row]
+) -> movie_loader.LoadResult:
+    from api.backend.database import connect
+
+    conn = await connect(dsn, settings)
+    try:
+        if not sys.stderr.isatty():
+            return await movie_loader.load_movies(conn, rows)
+        from rich.progress import Progress
+
+        with Progress(transient=True) as bar:
+            task = bar.add_task("Loading", total=len(rows))
+            return await movie_loader.load_movies(
+                conn, rows, progress=lambda n: bar.advance(task, n)
+            )
+    finally:
+        await conn.close()
+
+
+@app.command("create-user")
+def create_user(
+    email: Annotated[str, typer.Option(help="E-mail address; the login name.")],
+    name: Annotated[str, typer.Option(help="Display name.")],
+    password: Annotated[
+        str | None,
+        typer.Option(help="Password. Omit to be prompted (this option leaks into shell history)."),
+    ] = None,
+    scope: Annotated[
+        list[str] | None,
+        typer.Option(help=f"A scope to grant; repeat for several. Default: {auth.DEFAULT_SCOPES[0]}."),
+    ] = None,
+) -> None:
+    """Create a user who can log in with POST /token."""
+    if password is None:
+        password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
+    settings = _settings()
+    dsn = _ready_dsn(settings)
+    scopes = tuple(scope) if scope else auth.DEFAULT_SCOPES
+
+    async def work() -> auth.UserRow:
+        pool = await create_pool(dsn, settings.model_copy(update={"pool_min_size": 1, "pool_max_size": 1}))
+        try:
+            return await auth.register_user(
+                pool, email=email, name=name, password=password, scopes=scopes,
+                rounds=settings.bcrypt_rounds,
+            )
+        finally:
+            await pool.close()
+
+    user = _run(work)
+    typer.echo(f"Created user {user.user_id}: {user.email} (scopes: {' '.join(user.scopes)})")
+
+
+def main() -> None:
+    """Entry point of the `api-admin` script."""
+    app()

@@ -1,0 +1,229 @@
+"""The error tree and the handlers that render every error as RFC 9457 problem details.
+
+Services raise `AppError` subclasses; asyncpg errors are translated here, in one
+place, and nothing a client sees carries a traceback, SQL text or a secret.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import asyncpg
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.responses import JSONResponse
+
+logger = logging.getLogger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+
+
+class AppError(Exception):
+    """Base of every error a client may see: a status, a stable code and a message."""
+
+    status: ClassVar[int] = 500
+    code: ClassVar[str] = "internal_error"
+    title: ClassVar[str] = "Internal server error"
+
+    def __init__(
+        self,
+        detail: str | None = None,
+        *,
+        headers: Mapping[str, str] | None = None,
+        **extra: Any,
+    ) -> None:
+        self.detail = detail or self.title
+        self.headers = dict(headers or {})
+        self.extra = extra
+        super().__init__(self.detail)
+
+
+class BadRequest(AppError):
+    status, code, title = 400, "bad_request", "Bad request"
+
+
+class Unauthorized(AppError):
+    status, code, title = 401, "unauthorized", "Not authenticated"
+
+
+class Forbidden(AppError):
+    status, code, title = 403, "forbidden", "Forbidden"
+
+
+class NotFound(AppError):
+    status, code, title = 404, "not_found", "Not found"
+
+
+class Conflict(AppError):
+    status, code, title = 409, "conflict", "Conflict"
+
+
+class Unprocessable(AppError):
+    status, code, title = 422, "validation_error", "Invalid request"
+
+
+class Unavailable(AppError):
+    status, code, title = 503, "unavailable", "Service unavailable"
+
+
+class DatabaseUnavailable(Unavailable):
+    code, title = "database_unavailable", "Database unavailable"
+
+
+# asyncpg errors that mean "the server is not there or not usable right now".
+_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    TimeoutError,
+    asyncpg.exceptions.ConnectionDoesNotExistError,
+    asyncpg.exceptions.InterfaceError,
+    asyncpg.exceptions.CannotConnectNowError,
+    asyncpg.exceptions.TooManyConnectionsError,
+    asyncpg.exceptions.AdminShutdownError,
+    asyncpg.exceptions.CrashShutdownError,
+    asyncpg.exceptions.InvalidCatalogNameError,
+    asyncpg.exceptions.InvalidAuthorizationSpecificationError,
+    asyncpg.exceptions.InvalidPasswordError,
+    asyncpg.exceptions.PostgresConnectionError,
+)
+
+
+def translate_db_error(exc: BaseException) -> AppError | None:
+    """The client-facing error for a database failure, or None when it is a bug."""
+    if isinstance(exc, _UNAVAILABLE):
+        return DatabaseUnavailable("The database is not reachable; try again shortly.")
+    if isinstance(exc, asyncpg.exceptions.UniqueViolationError):
+        return Conflict("A record with the same unique value already exists.",
+                        constraint=exc.constraint_name)
+    return None
+
+
+def problem(
+    status: int, title: str, detail: str, code: str, **extra: Any
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": f"urn:myapi:problem:{code}",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "code": code,
+    }
+    body.update(extra)
+    return body
+
+
+def _render(status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None) -> JSONResponse:
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON)
+
+
+async def _app_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AppError)  # noqa: S101 - registered for AppError only
+    body = problem(exc.status, exc.title, exc.detail, exc.code, **exc.extra)
+    return _render(exc.status, body, exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)  # noqa: S101
+    # Echo where and why, never the input itself (it may be 10 kB or a password).
+    errors = [
+        {"loc": list(err.get("loc", ())), "msg": err.get("msg", ""), "type": err.get("type", "")}
+        for err in exc.errors()
+    ]
+    detail = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc'][1:]) or e['loc'][0]}: {e['msg']}" for e in errors
+    )
+    body = problem(422, Unprocessable.title, detail, Unprocessable.code, errors=errors)
+    return _render(422, body)
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)  # noqa: S101
+    title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
+    code = title.lower().replace(" ", "_")
+    body = problem(exc.status_code, title, str(exc.detail), code)
+    return _render(exc.status_code, body, exc.headers)
+
+
+async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
+    translated = translate_db_error(exc)
+    if translated is not None:
+        logger.warning("database error: %s", type(exc).__name__)
+        return await _app_error(_, translated)
+    logger.exception("unhandled error")
+    body = problem(500, AppError.title, "An unexpected error occurred.", AppError.code)
+    return _render(500, body)
+
+
+def install_handlers(app: FastAPI) -> None:
+    """Route every error through the problem-details renderers above."""
+    app.add_exception_handler(AppError, _app_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    # Registered by class (not only under Exception) so Starlette's ExceptionMiddleware
+    # answers them without re-raising: a database outage is a 503, not a logged crash.
+    for exc_type in (*_UNAVAILABLE, asyncpg.PostgresError):
+        app.add_exception_handler(exc_type, _unhandled)
+    app.add_exception_handler(Exception, _unhandled)
+
+
+# Domain errors: <Thing><Problem>, each under the generic error it is.
+
+
+class MovieNotFound(NotFound):
+    code, title = "movie_not_found", "Movie not found"
+
+
+class InvalidCursor(BadRequest):
+    code, title = "invalid_cursor", "Invalid cursor"
+
+
+class InvalidQuery(Unprocessable):
+    """A client asked for a filter or sort field that does not exist."""
+
+
+class EmailAlreadyRegistered(Conflict):
+    code, title = "email_already_registered", "E-mail already registered"
+
+
+class InvalidCredentials(BadRequest):
+    """RFC 6749 section 5.2: the same answer for an unknown user and a wrong password."""
+
+    code, title = "invalid_grant", "Invalid credentials"
+
+    def __init__(self) -> None:
+        description = "Incorrect e-mail or password."
+        super().__init__(
+            description, error="invalid_grant", error_description=description
+        )
+
+
+class InvalidToken(Unauthorized):
+    """RFC 6750 section 3: a missing, malformed, expired or revoked bearer token."""
+
+    code, title = "invalid_token", "Invalid token"
+
+    def __init__(self, description: str, *, missing: bool = False) -> None:
+        # A request with no token at all gets a bare challenge (RFC 6750 section 3.1).
+        challenge = 'Bearer realm="myapi"'
+        if not missing:
+            challenge += f', error="invalid_token", error_description="{description}"'
+        super().__init__(description, headers={"WWW-Authenticate": challenge})
+
+
+class InsufficientScope(Forbidden):
+    code, title = "insufficient_scope", "Insufficient scope"
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(
+            f"This request needs the scope {scope!r}.",
+            headers={"WWW-Authenticate": f'Bearer realm="myapi", error="insufficient_scope", scope="{scope}"'},
+            scope=scope,
+        )
+
+
+class InvalidUserData(Unprocessable):
+    """An e-mail, name or password that cannot make a user."""
+
+    code, title = "invalid_user_data", "Invalid user data"

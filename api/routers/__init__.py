@@ -1,0 +1,1 @@
+"""HTTP shape only: paths, parameters, status codes and security."""

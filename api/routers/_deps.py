@@ -1,0 +1,65 @@
+"""Dependencies shared by the routers: the runtime state and the bearer-token check."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+import asyncpg
+from fastapi import Depends, Request, Security
+from fastapi.security import OAuth2PasswordBearer, SecurityScopes
+
+from api.backend.config import Settings
+from api.exc import InsufficientScope, InvalidToken
+from api.services import auth
+from api.services.auth import Claims
+
+
+@dataclass(frozen=True, slots=True)
+class Runtime:
+    """What the lifespan builds once and every request uses."""
+
+    settings: Settings
+    pool: asyncpg.Pool
+    secret: str
+    dummy: auth.Dummy
+
+
+def get_runtime(request: Request) -> Runtime:
+    runtime: Runtime = request.app.state.runtime
+    return runtime
+
+
+def get_pool(request: Request) -> asyncpg.Pool:
+    return get_runtime(request).pool
+
+
+RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
+PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
+
+# auto_error=False: a missing token is answered by InvalidToken with the RFC 6750
+# challenge rather than FastAPI's own 401 without one.
+oauth2_scheme = OAuth2PasswordBearer(
+    tokenUrl="token", scopes=auth.KNOWN_SCOPES, auto_error=False
+)
+
+
+def current_claims(
+    security_scopes: SecurityScopes,
+    runtime: RuntimeDep,
+    token: Annotated[str | None, Depends(oauth2_scheme)],
+) -> Claims:
+    """The valid token's claims, holding every scope the route declares."""
+    if not token:
+        raise InvalidToken("A bearer token is required.", missing=True)
+    claims = auth.decode_access_token(
+        token, secret=runtime.secret, algorithm=runtime.settings.jwt_algorithm
+    )
+    for scope in security_scopes.scopes:
+        if scope not in claims.scopes:
+            raise InsufficientScope(scope)
+    return claims
+
+
+ReadMovies = Annotated[Claims, Security(current_claims, scopes=["movies:read"])]
+Authenticated = Annotated[Claims, Security(current_claims)]

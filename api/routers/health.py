@@ -1,0 +1,25 @@
+"""GET /health: whether the service and its database answer (no authentication)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.exc import problem
+from api.routers._deps import PoolDep
+from api.schemas.health import Health
+from api.services import health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get(
+    "/health",
+    responses={503: {"description": "The database does not answer", "content": {
+        "application/problem+json": {"example": problem(
+            503, "Database unavailable", "The database did not answer.", "database_unavailable"
+        )}}}},
+)
+async def get_health(pool: PoolDep) -> Health:
+    """200 when the database answers a query, 503 when it does not."""
+    await health.check_database(pool)
+    return Health(status="ok", database="ok")

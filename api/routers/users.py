@@ -1,0 +1,18 @@
+"""The /users endpoints."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.routers._deps import Authenticated, PoolDep
+from api.schemas.users import UserOut
+from api.services import auth
+
+router = APIRouter(prefix="/users", tags=["users"])
+
+
+@router.get("/me")
+async def get_me(claims: Authenticated, pool: PoolDep) -> UserOut:
+    """The user the bearer token belongs to."""
+    user = await auth.get_active_user(pool, user_id=claims.user_id)
+    return UserOut.from_row(user)

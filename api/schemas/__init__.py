@@ -1,0 +1,1 @@
+"""Pydantic models for requests and responses."""

@@ -1,0 +1,1 @@
+"""Business rules, authorisation decisions and transactions; no HTTP here."""

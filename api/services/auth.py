@@ -1,0 +1,199 @@
+"""Passwords, users and access tokens: who someone is and what they may do.
+
+bcrypt runs in worker threads, a bounded number at a time, so a burst of logins
+neither blocks the event loop nor takes every thread from the other requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import bcrypt
+import jwt
+
+import queries.users as q
+from api.exc import EmailAlreadyRegistered, InvalidCredentials, InvalidToken, InvalidUserData
+from queries.users import UserRow
+
+BCRYPT_MAX_BYTES = 72
+MIN_PASSWORD_CHARS = 8
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+DEFAULT_SCOPES = ("movies:read",)
+KNOWN_SCOPES = {
+    "movies:read": "Read movies",
+    "movies:write": "Change movies",
+    "users:admin": "Manage users",
+}
+CLOCK_LEEWAY_SECONDS = 10
+
+# Two threads per core would only queue inside bcrypt; more would starve the loop's
+# default executor, which other libraries use.
+_bcrypt_slots = threading.BoundedSemaphore(2)
+
+
+class PasswordTooLong(InvalidUserData):
+    """bcrypt ignores everything past 72 bytes; such a password is refused, not truncated."""
+
+
+def _hash_sync(password: str, rounds: int) -> str:
+    with _bcrypt_slots:
+        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
+
+
+def _check_sync(password: str, hashed: str) -> bool:
+    encoded = password.encode()
+    if len(encoded) > BCRYPT_MAX_BYTES:
+        return False
+    with _bcrypt_slots:
+        try:
+            return bcrypt.checkpw(encoded, hashed.encode())
+        except ValueError:  # a stored hash that is not a bcrypt hash
+            return False
+
+
+async def hash_password(password: str, *, rounds: int) -> str:
+    """A bcrypt hash of `password`, computed off the event loop."""
+    if len(password.encode()) > BCRYPT_MAX_BYTES:
+        raise PasswordTooLong(f"passwords are limited to {BCRYPT_MAX_BYTES} bytes in UTF-8")
+    return await asyncio.to_thread(_hash_sync, password, rounds)
+
+
+async def check_password(password: str, hashed: str) -> bool:
+    """Whether `password` matches `hashed`, computed off the event loop."""
+    return await asyncio.to_thread(_check_sync, password, hashed)
+
+
+@dataclass(frozen=True, slots=True)
+class Dummy:
+    """A hash to check unknown users against, so they cost the same time as real ones."""
+
+    hashed: str
+
+    @classmethod
+    def for_rounds(cls, rounds: int) -> Dummy:
+        return cls(bcrypt.hashpw(b"not a real password", bcrypt.gensalt(rounds)).decode())
+
+
+async def authenticate(
+    pool: asyncpg.Pool, *, email: str, password: str, dummy: Dummy
+) -> UserRow:
+    """The active user with these credentials, or `InvalidCredentials`."""
+    # The connection goes back to the pool before bcrypt's quarter second.
+    async with pool.acquire() as conn:
+        user = await q.get_user_by_email(conn, email=normalise_email(email))
+    hashed = user.password_hash if user is not None else dummy.hashed
+    matches = await check_password(password, hashed)
+    if user is None or not matches or not user.is_active:
+        raise InvalidCredentials()
+    return user
+
+
+def normalise_email(email: str) -> str:
+    """E-mails are compared without regard to case and surrounding spaces."""
+    return email.strip().lower()
+
+
+async def register_user(
+    pool: asyncpg.Pool,
+    *,
+    email: str,
+    name: str,
+    password: str,
+    scopes: Sequence[str] = DEFAULT_SCOPES,
+    rounds: int,
+) -> UserRow:
+    """Create a user; `EmailAlreadyRegistered` when the e-mail exists in any letter case."""
+    email, name = normalise_email(email), name.strip()
+    if not _EMAIL.fullmatch(email) or len(email) > 254:
+        raise InvalidUserData(f"{email!r} is not an e-mail address.")
+    if not name or len(name) > 200:
+        raise InvalidUserData("The name must be 1 to 200 characters.")
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise InvalidUserData(f"The password must be at least {MIN_PASSWORD_CHARS} characters.")
+    if unknown := sorted(set(scopes) - KNOWN_SCOPES.keys()):
+        raise InvalidUserData(
+            f"Unknown scope {', '.join(unknown)}; known: {', '.join(KNOWN_SCOPES)}."
+        )
+    hashed = await hash_password(password, rounds=rounds)
+    try:
+        async with pool.acquire() as conn:
+            user = await q.insert_user(
+                conn,
+                email=email,
+                name=name,
+                password_hash=hashed,
+                scopes=sorted(set(scopes)),
+            )
+    except asyncpg.UniqueViolationError as exc:
+        raise EmailAlreadyRegistered(f"A user with the e-mail {email!r} already exists.") from exc
+    if user is None:  # pragma: no cover - INSERT ... RETURNING always returns the row
+        raise RuntimeError("insert_user returned no row")
+    return user
+
+
+async def get_active_user(pool: asyncpg.Pool, *, user_id: int) -> UserRow:
+    """The token's user, who must still exist and be active."""
+    async with pool.acquire() as conn:
+        user = await q.get_user(conn, user_id=user_id)
+    if user is None or not user.is_active:
+        raise InvalidToken("The token's user no longer exists or is disabled.")
+    return user
+
+
+@dataclass(frozen=True, slots=True)
+class Claims:
+    """What a valid access token says."""
+
+    user_id: int
+    scopes: frozenset[str]
+    token_id: str
+
+
+def create_access_token(
+    user: UserRow, *, secret: str, algorithm: str, expires_minutes: int
+) -> tuple[str, int]:
+    """A signed JWT for `user` and its lifetime in seconds."""
+    now = datetime.now(UTC)
+    lifetime = timedelta(minutes=expires_minutes)
+    claims: dict[str, Any] = {
+        "sub": str(user.user_id),
+        "iat": now,
+        "exp": now + lifetime,
+        "jti": uuid.uuid4().hex,
+        "scope": " ".join(user.scopes),
+    }
+    return jwt.encode(claims, secret, algorithm=algorithm), int(lifetime.total_seconds())
+
+
+def decode_access_token(token: str, *, secret: str, algorithm: str) -> Claims:
+    """The claims of a valid token; `InvalidToken` for anything else."""
+    try:
+        payload = jwt.decode(
+            token,
+            secret,
+            algorithms=[algorithm],  # pinned: never the algorithm the token names
+            options={"require": ["exp", "iat", "sub"]},
+            leeway=CLOCK_LEEWAY_SECONDS,
+        )
+    except jwt.ExpiredSignatureError as exc:
+        raise InvalidToken("The token has expired.") from exc
+    except jwt.InvalidTokenError as exc:
+        raise InvalidToken("The token is malformed or its signature is invalid.") from exc
+    try:
+        user_id = int(payload["sub"])
+    except (TypeError, ValueError) as exc:
+        raise InvalidToken("The token's subject is not a user.") from exc
+    scope = payload.get("scope", "")
+    return Claims(
+        user_id=user_id,
+        scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
+        token_id=str(payload.get("jti", "")),
+    )

@@ -1,0 +1,22 @@
+"""Liveness of the database, for load balancers and orchestrators."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+
+import queries.health as q
+from api.exc import DatabaseUnavailable
+
+# A health probe must answer quickly even when the database hangs.
+TIMEOUT_SECONDS = 2.0
+
+
+async def check_database(pool: asyncpg.Pool) -> None:
+    """Return when the database answers; `DatabaseUnavailable` otherwise."""
+    try:
+        async with asyncio.timeout(TIMEOUT_SECONDS), pool.acquire() as conn:
+            await q.ping(conn)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        raise DatabaseUnavailable("The database did not answer.") from exc

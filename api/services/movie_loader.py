@@ -1,0 +1,220 @@
+"""Bulk loading of movies from CSV: the IMDb file (ggplot2movies) or a plain title/released/rating file.
+
+The whole file is parsed and checked first, so a malformed row stops the load with its
+line number before anything is written; then COPY fills a staging table and the rows are
+moved into myapi.movies in the same transaction. Loading a file twice changes nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from importlib import resources
+from pathlib import Path
+from typing import Any, TextIO
+
+import asyncpg
+
+import queries.movies as q
+
+GENRES = ("Action", "Animation", "Comedy", "Drama", "Documentary", "Romance", "Short")
+MPAA = frozenset({"G", "PG", "PG-13", "R", "NC-17"})
+MISSING = frozenset({"", "NA"})
+MAX_TITLE = 1000
+COPY_CHUNK = 10_000
+
+# Header name in a file -> staging column. "" is the IMDb file's unnamed row number.
+_ALIASES = {
+    "": "movie_id", "movie_id": "movie_id", "id": "movie_id",
+    "title": "title",
+    "year": "released", "released": "released",
+    "rating": "rating",
+    "votes": "votes",
+    "length": "length_minutes", "length_minutes": "length_minutes",
+    "budget": "budget",
+    "mpaa": "mpaa",
+}
+_REQUIRED = ("title", "released", "rating")
+
+Row = tuple[Any, ...]
+Progress = Callable[[int], None]
+
+
+class MalformedFile(ValueError):
+    """The file cannot be loaded; `line` is the 1-based physical line, when known."""
+
+    def __init__(self, message: str, *, line: int | None = None) -> None:
+        self.line = line
+        super().__init__(f"line {line}: {message}" if line is not None else message)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    rows: int      # data rows in the file
+    written: int   # rows inserted or changed
+    total: int     # movies in the database afterwards
+
+
+def bundled_movies() -> Path:
+    """The IMDb movies file shipped inside the package."""
+    return Path(str(resources.files("api") / "data" / "imdb-movies.csv.gz"))
+
+
+def open_csv(path: Path) -> TextIO:
+    raw = path.open("rb")
+    magic = raw.read(2)
+    raw.seek(0)
+    binary = gzip.GzipFile(fileobj=raw) if magic == b"\x1f\x8b" else raw
+    return io.TextIOWrapper(binary, encoding="utf-8", newline="")
+
+
+def parse_movies(handle: TextIO) -> list[Row]:
+    """Every data row as a staging tuple (see queries.movies.STAGING_COLUMNS)."""
+    reader = csv.reader(handle, strict=True)
+    try:
+        header = next(reader)
+    except StopIteration:
+        raise MalformedFile("the file is empty", line=1) from None
+    except csv.Error as exc:
+        raise MalformedFile(str(exc), line=1) from exc
+    columns = _map_header(header)
+    rows: list[Row] = []
+    seen: set[Any] = set()
+    while True:
+        start = reader.line_num + 1
+        try:
+            fields = next(reader)
+        except StopIteration:
+            break
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise MalformedFile(f"not valid CSV: {exc}", line=start) from exc
+        if not fields:
+            continue
+        if len(fields) != len(header):
+            raise MalformedFile(f"expected {len(header)} fields, found {len(fields)}", line=start)
+        try:
+            row = _row(start, columns, fields)
+        except ValueError as exc:
+            raise MalformedFile(str(exc), line=start) from exc
+        key = row[1] if row[1] is not None else (row[2], row[3])
+        if key in seen:
+            what = f"movie id {row[1]}" if row[1] is not None else f"{row[2]!r} ({row[3]})"
+            raise MalformedFile(f"{what} appears twice in the file", line=start)
+        seen.add(key)
+        rows.append(row)
+    if not rows:
+        raise MalformedFile("the file has a header but no rows")
+    return rows
+
+
+def _map_header(header: list[str]) -> dict[str, int]:
+    columns: dict[str, int] = {}
+    for index, name in enumerate(header):
+        stripped = name.strip()
+        target = _ALIASES.get(stripped.lower()) or (stripped if stripped in GENRES else None)
+        if target is not None:
+            if target in columns:
+                raise MalformedFile(f"column {target!r} appears twice in the header", line=1)
+            columns[target] = index
+    if missing := [c for c in _REQUIRED if c not in columns]:
+        raise MalformedFile(
+            "the header lacks " + ", ".join(missing)
+            + " (expected the IMDb movies file or a CSV with title, released, rating)",
+            line=1,
+        )
+    return columns
+
+
+def _row(line: int, columns: dict[str, int], fields: list[str]) -> Row:
+    def get(name: str) -> str:
+        return fields[columns[name]].strip() if name in columns else ""
+
+    title = fields[columns["title"]]
+    if not title.strip() or len(title) > MAX_TITLE or "\x00" in title:
+        raise ValueError(f"title must be 1 to {MAX_TITLE} characters, got {title[:40]!r}")
+    genres = [g for g in GENRES if g in columns and _flag(g, get(g))]
+    return (
+        line,
+        _int("movie_id", get("movie_id"), low=1, optional=True),
+        title,
+        _int("released", get("released"), low=1870, high=2100),
+        _rating(get("rating")),
+        _int("votes", get("votes"), low=0, optional=True) or 0,
+        _int("length", get("length_minutes"), low=1, optional=True),
+        _int("budget", get("budget"), low=0, high=2**63 - 1, optional=True),
+        _mpaa(get("mpaa")),
+        genres,
+    )
+
+
+def _int(
+    name: str, text: str, *, low: int, high: int = 2**31 - 1, optional: bool = False
+) -> int | None:
+    if text in MISSING and optional:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        raise ValueError(f"{name} must be a whole number, got {text[:40]!r}") from None
+    if not low <= value <= high:
+        raise ValueError(f"{name} must be between {low} and {high}, got {value}")
+    return value
+
+
+def _rating(text: str) -> Decimal:
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        raise ValueError(f"rating must be a number, got {text[:40]!r}") from None
+    if not value.is_finite() or not 0 <= value <= 10 or value != value.quantize(Decimal("0.1")):
+        raise ValueError(f"rating must be 0 to 10 with at most one decimal, got {text!r}")
+    return value
+
+
+def _mpaa(text: str) -> str | None:
+    if text in MISSING:
+        return None
+    if text not in MPAA:
+        raise ValueError(f"mpaa must be one of {', '.join(sorted(MPAA))} or empty, got {text!r}")
+    return text
+
+
+def _flag(name: str, text: str) -> bool:
+    if text not in ("0", "1"):
+        raise ValueError(f"{name} must be 0 or 1, got {text[:40]!r}")
+    return text == "1"
+
+
+def _chunks(rows: list[Row], size: int) -> Iterator[list[Row]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+async def load_movies(
+    conn: asyncpg.Connection, rows: list[Row], *, progress: Progress | None = None
+) -> LoadResult:
+    """Write parsed rows in one transaction: all of them or, on any error, none."""
+    written = 0
+    async with conn.transaction():
+        await q.create_staging(conn)
+        for chunk in _chunks(rows, COPY_CHUNK):
+            await conn.copy_records_to_table(
+                q.STAGING_TABLE, records=chunk, columns=q.STAGING_COLUMNS
+            )
+            if progress is not None:
+                progress(len(chunk))
+        for statement in (q.upsert_staged, q.update_unkeyed, q.insert_unkeyed):
+            written += _affected(await statement(conn))
+        await q.sync_movie_id_sequence(conn)
+        total = await q.count_movies(conn)
+    return LoadResult(rows=len(rows), written=written, total=total)
+
+
+def _affected(status: str) -> int:
+    # "INSERT 0 12" / "UPDATE 3": the last word is the row count.
+    tail = status.rsplit(" ", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
