@@ -1,4 +1,4 @@
-"""Start-up work shared by the CLI and the application: find the server, apply the schema, seed data."""
+"""Start-up work shared by the CLI and the app: find the server, apply the schema, seed data."""
 
 from __future__ import annotations
 

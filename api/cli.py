@@ -24,6 +24,7 @@ from api.backend.embedded import EmbeddedServerError
 from api.backend.signing import ConfigError, signing_secret
 from api.exc import AppError
 from api.services import auth, movie_loader
+from queries.users import UserRow
 
 T = TypeVar("T")
 
@@ -189,7 +190,9 @@ def create_user(
     ] = None,
     scope: Annotated[
         list[str] | None,
-        typer.Option(help=f"A scope to grant; repeat for several. Default: {auth.DEFAULT_SCOPES[0]}."),
+        typer.Option(
+            help=f"A scope to grant; repeat for several. Default: {auth.DEFAULT_SCOPES[0]}."
+        ),
     ] = None,
 ) -> None:
     """Create a user who can log in with POST /token."""
@@ -199,11 +202,17 @@ def create_user(
     dsn = _ready_dsn(settings)
     scopes = tuple(scope) if scope else auth.DEFAULT_SCOPES
 
-    async def work() -> auth.UserRow:
-        pool = await create_pool(dsn, settings.model_copy(update={"pool_min_size": 1, "pool_max_size": 1}))
+    async def work() -> UserRow:
+        pool = await create_pool(
+            dsn, settings.model_copy(update={"pool_min_size": 1, "pool_max_size": 1})
+        )
         try:
             return await auth.register_user(
-                pool, email=email, name=name, password=password, scopes=scopes,
+                pool,
+                email=email,
+                name=name,
+                password=password,
+                scopes=scopes,
                 rounds=settings.bcrypt_rounds,
             )
         finally:

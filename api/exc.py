@@ -74,7 +74,7 @@ class DatabaseUnavailable(Unavailable):
 
 
 # asyncpg errors that mean "the server is not there or not usable right now".
-_UNAVAILABLE: tuple[type[BaseException], ...] = (
+_UNAVAILABLE: tuple[type[Exception], ...] = (
     OSError,
     TimeoutError,
     asyncpg.exceptions.ConnectionDoesNotExistError,
@@ -95,14 +95,13 @@ def translate_db_error(exc: BaseException) -> AppError | None:
     if isinstance(exc, _UNAVAILABLE):
         return DatabaseUnavailable("The database is not reachable; try again shortly.")
     if isinstance(exc, asyncpg.exceptions.UniqueViolationError):
-        return Conflict("A record with the same unique value already exists.",
-                        constraint=exc.constraint_name)
+        return Conflict(
+            "A record with the same unique value already exists.", constraint=exc.constraint_name
+        )
     return None
 
 
-def problem(
-    status: int, title: str, detail: str, code: str, **extra: Any
-) -> dict[str, Any]:
+def problem(status: int, title: str, detail: str, code: str, **extra: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": f"urn:myapi:problem:{code}",
         "title": title,
@@ -114,8 +113,12 @@ def problem(
     return body
 
 
-def _render(status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON)
+def _render(
+    status: int, body: dict[str, Any], headers: Mapping[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        body, status_code=status, headers=dict(headers or {}), media_type=PROBLEM_JSON
+    )
 
 
 async def _app_error(_: Request, exc: Exception) -> JSONResponse:
@@ -163,12 +166,15 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(StarletteHTTPException, _http_error)
     # Registered by class (not only under Exception) so Starlette's ExceptionMiddleware
     # answers them without re-raising: a database outage is a 503, not a logged crash.
-    for exc_type in (*_UNAVAILABLE, asyncpg.PostgresError):
+    database_errors: tuple[type[Exception], ...] = (*_UNAVAILABLE, asyncpg.PostgresError)
+    for exc_type in database_errors:
         app.add_exception_handler(exc_type, _unhandled)
     app.add_exception_handler(Exception, _unhandled)
 
 
 # Domain errors: <Thing><Problem>, each under the generic error it is.
+
+_CHALLENGE = 'Bearer realm="myapi"'
 
 
 class MovieNotFound(NotFound):
@@ -194,9 +200,7 @@ class InvalidCredentials(BadRequest):
 
     def __init__(self) -> None:
         description = "Incorrect e-mail or password."
-        super().__init__(
-            description, error="invalid_grant", error_description=description
-        )
+        super().__init__(description, error="invalid_grant", error_description=description)
 
 
 class InvalidToken(Unauthorized):
@@ -206,7 +210,7 @@ class InvalidToken(Unauthorized):
 
     def __init__(self, description: str, *, missing: bool = False) -> None:
         # A request with no token at all gets a bare challenge (RFC 6750 section 3.1).
-        challenge = 'Bearer realm="myapi"'
+        challenge = _CHALLENGE
         if not missing:
             challenge += f', error="invalid_token", error_description="{description}"'
         super().__init__(description, headers={"WWW-Authenticate": challenge})
@@ -218,7 +222,9 @@ class InsufficientScope(Forbidden):
     def __init__(self, scope: str) -> None:
         super().__init__(
             f"This request needs the scope {scope!r}.",
-            headers={"WWW-Authenticate": f'Bearer realm="myapi", error="insufficient_scope", scope="{scope}"'},
+            headers={
+                "WWW-Authenticate": f'{_CHALLENGE}, error="insufficient_scope", scope="{scope}"'
+            },
             scope=scope,
         )
 

@@ -58,7 +58,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     cors = (settings or get_settings()).cors_origins
     if cors:
         app.add_middleware(
-            CORSMiddleware, allow_origins=cors, allow_methods=["GET", "POST"],
+            CORSMiddleware,
+            allow_origins=cors,
+            allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
     install_handlers(app)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, cast
 
 from pypika import Order, Parameter, PostgreSQLQuery
 from pypika.queries import Selectable
@@ -50,7 +50,7 @@ class SortKey:
     descending: bool = False
 
 
-class _Base(Selectable):  # type: ignore[misc]
+class _Base(Selectable):
     """The base statement as a parenthesised subquery; pypika has no raw-SQL source."""
 
     def __init__(self, sql: str) -> None:
@@ -108,7 +108,8 @@ class Listing:
             return Parameter(f"${len(args)}")
 
         source = _Base(self.base.sql)
-        query = PostgreSQLQuery.from_(source).select(*(Field(c, table=source) for c in self.columns))
+        selected = (Field(c, table=source) for c in self.columns)
+        query = PostgreSQLQuery.from_(source).select(*selected)
         for name, value in filters.items():
             if value is not None:
                 query = query.where(self._criterion(source, name, value, bind))
@@ -118,7 +119,8 @@ class Listing:
             query = query.orderby(
                 Field(k.column, table=source), order=Order.desc if k.descending else Order.asc
             )
-        query = query.limit(bind(limit))
+        # pypika types LIMIT as int, but renders any term: here a bound $n.
+        query = query.limit(bind(limit))  # type: ignore[arg-type]
         return str(query.get_sql()), args
 
     def _criterion(self, source: _Base, name: str, value: Any, bind: Any) -> Criterion:
@@ -127,12 +129,14 @@ class Listing:
             raise UnknownField("filter", name, tuple(self.filters))
         column = Field(spec.column, table=source)
         if spec.op is Op.CONTAINS:
-            return column.ilike(bind(f"%{escape_like(value)}%"))
-        if spec.op is Op.GE:
-            return column >= bind(value)
-        if spec.op is Op.LE:
-            return column <= bind(value)
-        return column == bind(value)
+            criterion = column.ilike(bind(f"%{escape_like(value)}%"))
+        elif spec.op is Op.GE:
+            criterion = column >= bind(value)
+        elif spec.op is Op.LE:
+            criterion = column <= bind(value)
+        else:
+            criterion = column == bind(value)
+        return cast(Criterion, criterion)
 
 
 def _after(source: _Base, sort: Sequence[SortKey], after: Sequence[Any], bind: Any) -> Term:
@@ -146,8 +150,7 @@ def _after(source: _Base, sort: Sequence[SortKey], after: Sequence[Any], bind: A
     # Mixed directions: (a > x) OR (a = x AND b < y) OR (a = x AND b = y AND c > z) ...
     disjuncts: list[Term] = []
     for i, k in enumerate(sort):
-        step: Term = fields[i] < params[i] if k.descending else fields[i] > params[i]
-        for j in range(i):
-            step = (fields[j] == params[j]) & step
-        disjuncts.append(step)
+        equal = [fields[j] == params[j] for j in range(i)]
+        beyond = fields[i] < params[i] if k.descending else fields[i] > params[i]
+        disjuncts.append(Criterion.all([*equal, beyond]))
     return Criterion.any(disjuncts)

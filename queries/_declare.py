@@ -10,15 +10,20 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypeAlias, TypeVar
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 from pydantic import BaseModel
 
 from ._sqlfile import ScannedSql, SqlFileError, scan
 
 RowT = TypeVar("RowT", bound=BaseModel)
 ValueT = TypeVar("ValueT")
+QueryT = TypeVar("QueryT", bound="Query")
+
+# A connection, or the proxy a pool hands out: queries run on either.
+Connection: TypeAlias = "asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]"
 
 SQL_ROOT = Path(__file__).resolve().parent / "sql"
 
@@ -44,9 +49,7 @@ class Query:
     def args(self, values: Mapping[str, Any]) -> list[Any]:
         """The bound values in `$n` order; a caller's wrong keyword is a programming error."""
         if values.keys() != self.params.keys():
-            raise TypeError(
-                f"{self.path.name} takes {sorted(self.params)}, got {sorted(values)}"
-            )
+            raise TypeError(f"{self.path.name} takes {sorted(self.params)}, got {sorted(values)}")
         return [values[name] for name in self.order]
 
 
@@ -56,7 +59,7 @@ class One(Query, Generic[RowT]):
 
     row: type[RowT]
 
-    async def __call__(self, conn: asyncpg.Connection, **values: Any) -> RowT | None:
+    async def __call__(self, conn: Connection, **values: Any) -> RowT | None:
         record = await conn.fetchrow(self.sql, *self.args(values))
         return None if record is None else self.row.model_validate(dict(record))
 
@@ -67,7 +70,7 @@ class Many(Query, Generic[RowT]):
 
     row: type[RowT]
 
-    async def __call__(self, conn: asyncpg.Connection, **values: Any) -> list[RowT]:
+    async def __call__(self, conn: Connection, **values: Any) -> list[RowT]:
         records = await conn.fetch(self.sql, *self.args(values))
         validate = self.row.model_validate
         return [validate(dict(record)) for record in records]
@@ -79,7 +82,7 @@ class Value(Query, Generic[ValueT]):
 
     kind: type[ValueT]
 
-    async def __call__(self, conn: asyncpg.Connection, **values: Any) -> ValueT:
+    async def __call__(self, conn: Connection, **values: Any) -> ValueT:
         result: ValueT = await conn.fetchval(self.sql, *self.args(values))
         return result
 
@@ -88,7 +91,7 @@ class Value(Query, Generic[ValueT]):
 class Exec(Query):
     """A statement run for its effect (`insert_…`, DDL); returns the command status."""
 
-    async def __call__(self, conn: asyncpg.Connection, **values: Any) -> str:
+    async def __call__(self, conn: Connection, **values: Any) -> str:
         status: str = await conn.execute(self.sql, *self.args(values))
         return status
 
@@ -116,9 +119,7 @@ class SqlDir:
         query = Many(name, self._path(name), params, scanned.sql, scanned.params, row)
         return self._register(query)
 
-    def value(
-        self, name: str, *, kind: type[ValueT], params: Mapping[str, type]
-    ) -> Value[ValueT]:
+    def value(self, name: str, *, kind: type[ValueT], params: Mapping[str, type]) -> Value[ValueT]:
         scanned = self._load(name, params)
         query = Value(name, self._path(name), params, scanned.sql, scanned.params, kind)
         return self._register(query)
@@ -152,7 +153,7 @@ class SqlDir:
         except ValueError:
             return str(path)
 
-    def _register(self, query: Any) -> Any:
+    def _register(self, query: QueryT) -> QueryT:
         if query.name in self.declared:
             self.problems.append(f"{self._rel(query.path)}: declared twice")
         self.declared[query.name] = query
@@ -174,9 +175,13 @@ class SqlDir:
             return empty
         in_file, declared = set(scanned.params), set(params)
         if missing := sorted(in_file - declared):
-            self.problems.append(f"{where}: parameters used in the file but not declared: "
-                                 + ", ".join(f":{p}" for p in missing))
+            self.problems.append(
+                f"{where}: parameters used in the file but not declared: "
+                + ", ".join(f":{p}" for p in missing)
+            )
         if unused := sorted(declared - in_file):
-            self.problems.append(f"{where}: parameters declared but not in the file: "
-                                 + ", ".join(f":{p}" for p in unused))
+            self.problems.append(
+                f"{where}: parameters declared but not in the file: "
+                + ", ".join(f":{p}" for p in unused)
+            )
         return scanned

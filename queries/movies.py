@@ -31,9 +31,7 @@ SQL = SqlDir("movies")
 
 get_movie = SQL.one("get_movie", row=MovieRow, params={"movie_id": int})
 
-list_top_rated = SQL.many(
-    "list_top_rated", row=MovieRow, params={"min_votes": int, "lim": int}
-)
+list_top_rated = SQL.many("list_top_rated", row=MovieRow, params={"min_votes": int, "lim": int})
 
 list_released_since = SQL.many(
     "list_released_since",
@@ -66,8 +64,16 @@ sync_movie_id_sequence = SQL.exec("sync_movie_id_sequence", params={})
 
 STAGING_TABLE = "movies_staging"
 STAGING_COLUMNS = (
-    "line", "movie_id", "title", "released", "rating", "votes",
-    "length_minutes", "budget", "mpaa", "genres",
+    "line",
+    "movie_id",
+    "title",
+    "released",
+    "rating",
+    "votes",
+    "length_minutes",
+    "budget",
+    "mpaa",
+    "genres",
 )
 
 SQL.verify()

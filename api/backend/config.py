@@ -25,7 +25,11 @@ class Settings(BaseSettings):
     """Every knob of the service. Environment names are `API_<FIELD>` unless noted."""
 
     model_config = SettingsConfigDict(
-        env_prefix="API_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="API_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        populate_by_name=True,
     )
 
     # The PostgreSQL server to use. Unset: the embedded server in `data_dir`.

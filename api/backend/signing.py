@@ -17,7 +17,7 @@ class ConfigError(RuntimeError):
     """The configuration cannot work; the message says what to set."""
 
 
-SECRET_FILE = "jwt_secret"
+SECRET_FILE = "jwt_secret"  # noqa: S105 - a file name, not a secret
 
 
 def signing_secret(settings: Settings) -> str:

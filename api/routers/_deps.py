@@ -39,9 +39,7 @@ PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
 
 # auto_error=False: a missing token is answered by InvalidToken with the RFC 6750
 # challenge rather than FastAPI's own 401 without one.
-oauth2_scheme = OAuth2PasswordBearer(
-    tokenUrl="token", scopes=auth.KNOWN_SCOPES, auto_error=False
-)
+oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", scopes=auth.KNOWN_SCOPES, auto_error=False)
 
 
 def current_claims(

@@ -14,10 +14,21 @@ router = APIRouter(tags=["health"])
 
 @router.get(
     "/health",
-    responses={503: {"description": "The database does not answer", "content": {
-        "application/problem+json": {"example": problem(
-            503, "Database unavailable", "The database did not answer.", "database_unavailable"
-        )}}}},
+    responses={
+        503: {
+            "description": "The database does not answer",
+            "content": {
+                "application/problem+json": {
+                    "example": problem(
+                        503,
+                        "Database unavailable",
+                        "The database did not answer.",
+                        "database_unavailable",
+                    )
+                }
+            },
+        }
+    },
 )
 async def get_health(pool: PoolDep) -> Health:
     """200 when the database answers a query, 503 when it does not."""

@@ -27,19 +27,30 @@ async def list_movies(
     pool: PoolDep,
     title: Annotated[
         str | None,
-        Query(min_length=1, max_length=200, pattern=NO_NUL,
-              description="Case-insensitive part of the title"),
+        Query(
+            min_length=1,
+            max_length=200,
+            pattern=NO_NUL,
+            description="Case-insensitive part of the title",
+        ),
     ] = None,
     released_from: Annotated[int | None, Query(ge=0, le=9999)] = None,
     released_to: Annotated[int | None, Query(ge=0, le=9999)] = None,
-    min_rating: Annotated[Decimal | None, Query(ge=0, le=10, max_digits=4, decimal_places=2)] = None,
+    min_rating: Annotated[
+        Decimal | None, Query(ge=0, le=10, max_digits=4, decimal_places=2)
+    ] = None,
     sort: Annotated[
         str,
-        Query(max_length=100, description="movie_id, title, released, rating or votes; "
-              "a leading '-' sorts descending; comma-separated for several"),
+        Query(
+            max_length=100,
+            description="movie_id, title, released, rating or votes; "
+            "a leading '-' sorts descending; comma-separated for several",
+        ),
     ] = "movie_id",
     limit: Limit = 20,
-    cursor: Annotated[str | None, Query(max_length=2000, description="next_cursor of the previous page")] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=2000, description="next_cursor of the previous page")
+    ] = None,
 ) -> MoviesPage:
     """Movies matching the filters, one keyset page at a time."""
     filters = MovieFilters(title, released_from, released_to, min_rating)

@@ -9,6 +9,6 @@ from pydantic import BaseModel
 
 class Token(BaseModel):
     access_token: str
-    token_type: Literal["bearer"] = "bearer"
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - RFC 6749 token type
     expires_in: int
     scope: str

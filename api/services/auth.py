@@ -82,9 +82,7 @@ class Dummy:
         return cls(bcrypt.hashpw(b"not a real password", bcrypt.gensalt(rounds)).decode())
 
 
-async def authenticate(
-    pool: asyncpg.Pool, *, email: str, password: str, dummy: Dummy
-) -> UserRow:
+async def authenticate(pool: asyncpg.Pool, *, email: str, password: str, dummy: Dummy) -> UserRow:
     """The active user with these credentials, or `InvalidCredentials`."""
     # The connection goes back to the pool before bcrypt's quarter second.
     async with pool.acquire() as conn:

@@ -1,4 +1,4 @@
-"""Bulk loading of movies from CSV: the IMDb file (ggplot2movies) or a plain title/released/rating file.
+"""Bulk loading of movies from CSV: the IMDb file (ggplot2movies) or a plain title/year/rating CSV.
 
 The whole file is parsed and checked first, so a malformed row stops the load with its
 line number before anything is written; then COPY fills a staging table and the rows are
@@ -11,11 +11,12 @@ import csv
 import gzip
 import io
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from importlib import resources
 from pathlib import Path
-from typing import Any, TextIO
+from typing import IO, Any, TextIO
 
 import asyncpg
 
@@ -29,12 +30,16 @@ COPY_CHUNK = 10_000
 
 # Header name in a file -> staging column. "" is the IMDb file's unnamed row number.
 _ALIASES = {
-    "": "movie_id", "movie_id": "movie_id", "id": "movie_id",
+    "": "movie_id",
+    "movie_id": "movie_id",
+    "id": "movie_id",
     "title": "title",
-    "year": "released", "released": "released",
+    "year": "released",
+    "released": "released",
     "rating": "rating",
     "votes": "votes",
-    "length": "length_minutes", "length_minutes": "length_minutes",
+    "length": "length_minutes",
+    "length_minutes": "length_minutes",
     "budget": "budget",
     "mpaa": "mpaa",
 }
@@ -54,9 +59,9 @@ class MalformedFile(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class LoadResult:
-    rows: int      # data rows in the file
-    written: int   # rows inserted or changed
-    total: int     # movies in the database afterwards
+    rows: int  # data rows in the file
+    written: int  # rows inserted or changed
+    total: int  # movies in the database afterwards
 
 
 def bundled_movies() -> Path:
@@ -64,12 +69,15 @@ def bundled_movies() -> Path:
     return Path(str(resources.files("api") / "data" / "imdb-movies.csv.gz"))
 
 
-def open_csv(path: Path) -> TextIO:
-    raw = path.open("rb")
-    magic = raw.read(2)
-    raw.seek(0)
-    binary = gzip.GzipFile(fileobj=raw) if magic == b"\x1f\x8b" else raw
-    return io.TextIOWrapper(binary, encoding="utf-8", newline="")
+@contextmanager
+def open_csv(path: Path) -> Iterator[TextIO]:
+    """A text handle on a CSV file, gzip'd or not (told by its first bytes, not its name)."""
+    with path.open("rb") as raw:
+        gzipped = raw.read(2) == b"\x1f\x8b"
+        raw.seek(0)
+        binary: IO[bytes] = gzip.GzipFile(fileobj=raw) if gzipped else raw  # type: ignore[assignment]
+        with binary, io.TextIOWrapper(binary, encoding="utf-8", newline="") as text:
+            yield text
 
 
 def parse_movies(handle: TextIO) -> list[Row]:
@@ -84,16 +92,7 @@ def parse_movies(handle: TextIO) -> list[Row]:
     columns = _map_header(header)
     rows: list[Row] = []
     seen: set[Any] = set()
-    while True:
-        start = reader.line_num + 1
-        try:
-            fields = next(reader)
-        except StopIteration:
-            break
-        except (csv.Error, UnicodeDecodeError) as exc:
-            raise MalformedFile(f"not valid CSV: {exc}", line=start) from exc
-        if not fields:
-            continue
+    for start, fields in _records(reader):
         if len(fields) != len(header):
             raise MalformedFile(f"expected {len(header)} fields, found {len(fields)}", line=start)
         try:
@@ -111,6 +110,20 @@ def parse_movies(handle: TextIO) -> list[Row]:
     return rows
 
 
+def _records(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """Non-empty records with the physical line each starts on (quoted fields may span lines)."""
+    while True:
+        start = reader.line_num + 1
+        try:
+            fields: list[str] = next(reader)
+        except StopIteration:
+            return
+        except (csv.Error, UnicodeDecodeError) as exc:
+            raise MalformedFile(f"not valid CSV: {exc}", line=start) from exc
+        if fields:
+            yield start, fields
+
+
 def _map_header(header: list[str]) -> dict[str, int]:
     columns: dict[str, int] = {}
     for index, name in enumerate(header):
@@ -122,7 +135,8 @@ def _map_header(header: list[str]) -> dict[str, int]:
             columns[target] = index
     if missing := [c for c in _REQUIRED if c not in columns]:
         raise MalformedFile(
-            "the header lacks " + ", ".join(missing)
+            "the header lacks "
+            + ", ".join(missing)
             + " (expected the IMDb movies file or a CSV with title, released, rating)",
             line=1,
         )

@@ -1,0 +1,115 @@
+"""Snapshots of the SQL that the keyset list composer generates, and its refusals."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+import queries.movies as q
+from queries._compose import SortKey, UnknownField, escape_like
+
+BASE = q.list_movies.base.sql
+COLUMNS = (
+    '"q"."movie_id","q"."title","q"."released","q"."rating","q"."votes",'
+    '"q"."length_minutes","q"."budget","q"."mpaa","q"."genres"'
+)
+
+
+def _build(**kwargs: object) -> tuple[str, list[object]]:
+    defaults: dict[str, object] = {
+        "base_args": [],
+        "filters": {},
+        "sort": q.list_movies.sort_keys("movie_id"),
+        "after": None,
+        "limit": 21,
+    }
+    defaults.update(kwargs)
+    return q.list_movies.build(**defaults)  # type: ignore[arg-type]
+
+
+def test_first_page_without_filters() -> None:
+    sql, args = _build()
+    assert sql == (
+        f'SELECT {COLUMNS} FROM (\n{BASE}\n) "q" ORDER BY "q"."movie_id" ASC LIMIT $1'
+    )
+    assert args == [21]
+
+
+def test_filters_become_bound_parameters_in_declaration_order() -> None:
+    sql, args = _build(
+        filters={
+            "title": "50%_off\\",
+            "released_from": 1990,
+            "released_to": None,
+            "min_rating": Decimal("7.5"),
+        },
+        sort=q.list_movies.sort_keys("-rating"),
+    )
+    assert sql == (
+        f'SELECT {COLUMNS} FROM (\n{BASE}\n) "q" '
+        'WHERE "q"."title" ILIKE $1 AND "q"."released">=$2 AND "q"."rating">=$3 '
+        'ORDER BY "q"."rating" DESC,"q"."movie_id" DESC LIMIT $4'
+    )
+    assert args == ["%50\\%\\_off\\\\%", 1990, Decimal("7.5"), 21]
+
+
+def test_one_direction_keyset_uses_a_row_comparison() -> None:
+    sql, args = _build(sort=q.list_movies.sort_keys("-votes"), after=[100, 7])
+    assert '("q"."votes","q"."movie_id")<($1,$2)' in sql
+    assert sql.endswith('ORDER BY "q"."votes" DESC,"q"."movie_id" DESC LIMIT $3')
+    assert args == [100, 7, 21]
+
+
+def test_mixed_directions_expand_the_keyset_predicate() -> None:
+    keys = q.list_movies.sort_keys("-rating,title")
+    assert keys == (
+        SortKey("rating", True),
+        SortKey("title", False),
+        SortKey("movie_id", False),
+    )
+    sql, args = _build(
+        filters={"title": "a", "released_from": 1990},
+        sort=keys,
+        after=[Decimal("8.1"), "Alien", 5],
+    )
+    assert sql == (
+        f'SELECT {COLUMNS} FROM (\n{BASE}\n) "q" '
+        'WHERE "q"."title" ILIKE $1 AND "q"."released">=$2 AND ('
+        '"q"."rating"<$3 OR ("q"."rating"=$3 AND "q"."title">$4) OR '
+        '("q"."rating"=$3 AND "q"."title"=$4 AND "q"."movie_id">$5)) '
+        'ORDER BY "q"."rating" DESC,"q"."title" ASC,"q"."movie_id" ASC LIMIT $6'
+    )
+    assert args == ["%a%", 1990, Decimal("8.1"), "Alien", 5, 21]
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("budget", "unknown sort field 'budget'"),
+        ("-title,nope", "unknown sort field 'nope'"),
+        ("", r"unknown sort field '\(empty\)'"),
+        ("title,-title", r"unknown sort field '-title \(repeated\)'"),
+        ("rating;DROP TABLE x", "unknown sort field 'rating;DROP TABLE x'"),
+    ],
+)
+def test_unknown_sort_fields_are_refused(spec: str, message: str) -> None:
+    with pytest.raises(UnknownField, match=message):
+        q.list_movies.sort_keys(spec)
+
+
+def test_unknown_filter_is_refused() -> None:
+    with pytest.raises(UnknownField, match="unknown filter field 'budget'"):
+        _build(filters={"budget": 5})
+
+
+def test_explicit_key_in_sort_is_not_repeated() -> None:
+    assert q.list_movies.sort_keys("-movie_id") == (SortKey("movie_id", True),)
+
+
+@pytest.mark.parametrize(
+    ("text", "pattern"),
+    [("plain", "plain"), ("100%", "100\\%"), ("a_b", "a\\_b"), ("back\\slash", "back\\\\slash")],
+)
+def test_like_escaping(text: str, pattern: str) -> None:
+    assert escape_like(text) == pattern
