@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -113,6 +114,9 @@ def serve(
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
     typer.echo(f"API:  http://{shown}:{port}/\nDocs: http://{shown}:{port}/docs", err=True)
     project = Path(__file__).resolve().parent.parent
+    # uvicorn re-raises SIGTERM after its graceful shutdown; under the default handler
+    # that would kill this process before atexit stops the embedded PostgreSQL.
+    signal.signal(signal.SIGTERM, _exit_on_signal)
     uvicorn.run(
         "api.main:create_app",
         factory=True,
@@ -125,6 +129,10 @@ def serve(
         access_log=access_log,
         proxy_headers=False,
     )
+
+
+def _exit_on_signal(signum: int, _frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 @app.command("init-db")
