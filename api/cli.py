@@ -67,7 +67,9 @@ def _run(work: Callable[[], Awaitable[T]]) -> T:
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
         _fail(f"cannot reach the database: {exc}")
     except asyncpg.PostgresError as exc:
-        _fail(f"the database refused the change: {exc.__class__.__name__}: {exc}")
+        # The first line only: asyncpg appends DETAIL lines that may quote row values.
+        summary = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        _fail(f"the database refused the change: {summary}")
 
 
 def _dsn(settings: Settings) -> str:

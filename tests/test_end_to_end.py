@@ -73,7 +73,8 @@ def server(tmp_path: Path) -> Iterator[str]:
             except httpx.TransportError:
                 time.sleep(0.2)
         else:
-            pytest.fail("the server did not become healthy:\n" + (tmp_path / "serve.log").read_text())
+            log_text = (tmp_path / "serve.log").read_text()
+            pytest.fail(f"the server did not become healthy:\n{log_text}")
         yield base
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -138,11 +139,18 @@ def test_install_serve_login_and_query(server: str, tmp_path: Path) -> None:
         assert since.json()["items"]
 
         me = http.get("/users/me", headers=headers).json()
-        assert me["email"] == "e2e@example.com" and "password_hash" not in me
+        assert me["email"] == "e2e@example.com"
+        assert "password_hash" not in me
 
         assert http.get("/movies/1").status_code == 401
-        for bad in ("/movies/abc", "/movies/0", "/movies?limit=-1", "/movies?sort=budget",
-                    "/movies?min_rating=11", "/movies?title=%00"):
+        for bad in (
+            "/movies/abc",
+            "/movies/0",
+            "/movies?limit=-1",
+            "/movies?sort=budget",
+            "/movies?min_rating=11",
+            "/movies?title=%00",
+        ):
             response = http.get(bad, headers=headers)
             assert response.status_code in (400, 422), (bad, response.text)
             assert response.headers["content-type"] == "application/problem+json"

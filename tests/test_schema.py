@@ -37,8 +37,7 @@ async def test_schema_applies_to_an_empty_database(conn: asyncpg.Connection) -> 
     await conn.execute("DROP SCHEMA myapi CASCADE")
     await apply_schema(conn)
     tables = await conn.fetch(
-        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'myapi'"
-        " ORDER BY 1"
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'myapi' ORDER BY 1"
     )
     assert [t["table_name"] for t in tables] == ["movies", "users"]
     functions = await conn.fetch(
@@ -78,7 +77,7 @@ async def test_check_constraints(
     placeholders = ", ".join(f"${i}" for i in range(1, len(row) + 1))
     with pytest.raises(asyncpg.CheckViolationError, match=constraint):
         await conn.execute(
-            f"INSERT INTO myapi.movies ({names}) VALUES ({placeholders})",  # noqa: S608
+            f"INSERT INTO myapi.movies ({names}) VALUES ({placeholders})",
             *row.values(),
         )
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import re
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -44,6 +46,7 @@ _ALIASES = {
     "mpaa": "mpaa",
 }
 _REQUIRED = ("title", "released", "rating")
+_SURROGATE = re.compile("[\udc80-\udcff]")
 
 Row = tuple[Any, ...]
 Progress = Callable[[int], None]
@@ -76,23 +79,26 @@ def open_csv(path: Path) -> Iterator[TextIO]:
         gzipped = raw.read(2) == b"\x1f\x8b"
         raw.seek(0)
         binary: IO[bytes] = gzip.GzipFile(fileobj=raw) if gzipped else raw  # type: ignore[assignment]
-        with binary, io.TextIOWrapper(binary, encoding="utf-8", newline="") as text:
+        # utf-8-sig: spreadsheets save "CSV UTF-8" with a byte order mark.
+        # surrogateescape: a bad byte is reported on its own line by _records, not
+        # at the start of whichever 8 kB chunk the decoder was reading.
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        with binary, text:
             yield text
 
 
 def parse_movies(handle: TextIO) -> list[Row]:
     """Every data row as a staging tuple (see queries.movies.STAGING_COLUMNS)."""
     reader = csv.reader(handle, strict=True)
-    try:
-        header = next(reader)
-    except StopIteration:
-        raise MalformedFile("the file is empty", line=1) from None
-    except csv.Error as exc:
-        raise MalformedFile(str(exc), line=1) from exc
+    records = _records(reader)
+    first = next(records, None)
+    if first is None:
+        raise MalformedFile("the file is empty", line=1)
+    header = first[1]
     columns = _map_header(header)
     rows: list[Row] = []
     seen: set[Any] = set()
-    for start, fields in _records(reader):
+    for start, fields in records:
         if len(fields) != len(header):
             raise MalformedFile(f"expected {len(header)} fields, found {len(fields)}", line=start)
         try:
@@ -118,8 +124,12 @@ def _records(reader: Any) -> Iterator[tuple[int, list[str]]]:
             fields: list[str] = next(reader)
         except StopIteration:
             return
-        except (csv.Error, UnicodeDecodeError) as exc:
+        except csv.Error as exc:
             raise MalformedFile(f"not valid CSV: {exc}", line=start) from exc
+        except (OSError, EOFError, zlib.error) as exc:
+            raise MalformedFile(f"the file is damaged: {exc}", line=start) from exc
+        if any(_SURROGATE.search(field) for field in fields):
+            raise MalformedFile("not valid UTF-8 text", line=start)
         if fields:
             yield start, fields
 
@@ -157,7 +167,7 @@ def _row(line: int, columns: dict[str, int], fields: list[str]) -> Row:
         title,
         _int("released", get("released"), low=1870, high=2100),
         _rating(get("rating")),
-        _int("votes", get("votes"), low=0, optional=True) or 0,
+        _int("votes", get("votes"), low=0, optional=True),
         _int("length", get("length_minutes"), low=1, optional=True),
         _int("budget", get("budget"), low=0, high=2**63 - 1, optional=True),
         _mpaa(get("mpaa")),
@@ -221,9 +231,11 @@ async def load_movies(
             )
             if progress is not None:
                 progress(len(chunk))
-        for statement in (q.upsert_staged, q.update_unkeyed, q.insert_unkeyed):
-            written += _affected(await statement(conn))
+        written += _affected(await q.upsert_staged(conn))
+        # Explicit ids may have passed the id generator; move it on before new rows.
         await q.sync_movie_id_sequence(conn)
+        written += _affected(await q.update_unkeyed(conn))
+        written += _affected(await q.insert_unkeyed(conn))
         total = await q.count_movies(conn)
     return LoadResult(rows=len(rows), written=written, total=total)
 

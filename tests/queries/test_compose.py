@@ -30,9 +30,7 @@ def _build(**kwargs: object) -> tuple[str, list[object]]:
 
 def test_first_page_without_filters() -> None:
     sql, args = _build()
-    assert sql == (
-        f'SELECT {COLUMNS} FROM (\n{BASE}\n) "q" ORDER BY "q"."movie_id" ASC LIMIT $1'
-    )
+    assert sql == (f'SELECT {COLUMNS} FROM (\n{BASE}\n) "q" ORDER BY "q"."movie_id" ASC LIMIT $1')
     assert args == [21]
 
 

@@ -67,5 +67,5 @@ def test_declaring_a_file_twice_is_an_error(tmp_path: Path) -> None:
     sql = _sql_dir(tmp_path, {"get_thing": "SELECT 1 AS n"})
     sql.one("get_thing", row=Row, params={})
     sql.many("get_thing", row=Row, params={})
-    with pytest.raises(QueryDeclarationError, match="get_thing.sql: declared twice"):
+    with pytest.raises(QueryDeclarationError, match=r"get_thing\.sql: declared twice"):
         sql.verify()

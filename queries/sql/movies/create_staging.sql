@@ -7,7 +7,7 @@ CREATE TEMPORARY TABLE movies_staging (
     title           text     NOT NULL,
     released        smallint NOT NULL,
     rating          numeric(3, 1) NOT NULL,
-    votes           integer  NOT NULL,
+    votes           integer,
     length_minutes  integer,
     budget          bigint,
     mpaa            text,

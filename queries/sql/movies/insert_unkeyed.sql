@@ -1,7 +1,8 @@
 -- Staged rows without an id whose title and year are new get a new id.
 INSERT INTO myapi.movies
        (title, released, rating, votes, length_minutes, budget, mpaa, genres)
-SELECT s.title, s.released, s.rating, s.votes, s.length_minutes, s.budget, s.mpaa, s.genres
+SELECT s.title, s.released, s.rating, COALESCE(s.votes, 0), s.length_minutes, s.budget,
+       s.mpaa, s.genres
   FROM movies_staging AS s
  WHERE s.movie_id IS NULL
    AND NOT EXISTS (

@@ -1,8 +1,9 @@
 -- Staged rows without an id (a plain CSV of title, released, rating) update
--- the movie with the same title and year when there is one.
+-- the movie with the same title and year when there is one. Columns the file
+-- does not have (NULL here) keep their stored values.
 UPDATE myapi.movies AS m
    SET rating = s.rating,
-       votes = s.votes,
+       votes = COALESCE(s.votes, m.votes),
        length_minutes = COALESCE(s.length_minutes, m.length_minutes),
        budget = COALESCE(s.budget, m.budget),
        mpaa = COALESCE(s.mpaa, m.mpaa),
@@ -11,4 +12,8 @@ UPDATE myapi.movies AS m
  WHERE s.movie_id IS NULL
    AND m.title = s.title
    AND m.released = s.released
-   AND (m.rating, m.votes) IS DISTINCT FROM (s.rating, s.votes);
+   AND (m.rating, m.votes, m.length_minutes, m.budget, m.mpaa, m.genres)
+       IS DISTINCT FROM
+       (s.rating, COALESCE(s.votes, m.votes), COALESCE(s.length_minutes, m.length_minutes),
+        COALESCE(s.budget, m.budget), COALESCE(s.mpaa, m.mpaa),
+        CASE WHEN cardinality(s.genres) > 0 THEN s.genres ELSE m.genres END);

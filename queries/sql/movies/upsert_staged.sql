@@ -3,7 +3,8 @@
 -- left alone, so loading a file twice writes nothing the second time.
 INSERT INTO myapi.movies AS m
        (movie_id, title, released, rating, votes, length_minutes, budget, mpaa, genres)
-SELECT movie_id, title, released, rating, votes, length_minutes, budget, mpaa, genres
+SELECT movie_id, title, released, rating, COALESCE(votes, 0), length_minutes, budget, mpaa,
+       genres
   FROM movies_staging
  WHERE movie_id IS NOT NULL
 ON CONFLICT (movie_id) DO UPDATE
