@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from api import bootstrap
 from api.backend.config import Settings, get_settings
-from api.backend.database import create_pool
+from api.backend.database import Database, create_pool
 from api.backend.embedded import EmbeddedServerError
 from api.backend.signing import ConfigError, signing_secret
 from api.exc import AppError
@@ -213,12 +213,11 @@ def create_user(
     scopes = tuple(scope) if scope else auth.DEFAULT_SCOPES
 
     async def work() -> UserRow:
-        pool = await create_pool(
-            dsn, settings.model_copy(update={"pool_min_size": 1, "pool_max_size": 1})
-        )
+        one = settings.model_copy(update={"pool_min_size": 1, "pool_max_size": 1})
+        db = Database(await create_pool(dsn, one))
         try:
             return await auth.register_user(
-                pool,
+                db,
                 email=email,
                 name=name,
                 password=password,
@@ -226,7 +225,7 @@ def create_user(
                 rounds=settings.bcrypt_rounds,
             )
         finally:
-            await pool.close()
+            await db.close()
 
     user = _run(work)
     typer.echo(f"Created user {user.user_id}: {user.email} (scopes: {' '.join(user.scopes)})")

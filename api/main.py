@@ -12,7 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api import bootstrap
 from api.backend.config import Settings, get_settings
-from api.backend.database import create_pool
+from api.backend.database import Database, create_pool
 from api.backend.signing import signing_secret
 from api.exc import install_handlers
 from api.routers import auth, health, movies, users
@@ -40,13 +40,13 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await bootstrap.prepare_database(dsn, cfg, seed=cfg.seed_on_start)
         else:
             dsn = bootstrap.resolve_dsn(cfg)
-        pool = await create_pool(dsn, cfg)
+        db = Database(await create_pool(dsn, cfg), acquire_timeout=cfg.pool_acquire_timeout)
         dummy = await asyncio.to_thread(Dummy.for_rounds, cfg.bcrypt_rounds)
-        app.state.runtime = Runtime(settings=cfg, pool=pool, secret=secret, dummy=dummy)
+        app.state.runtime = Runtime(settings=cfg, db=db, secret=secret, dummy=dummy)
         try:
             yield
         finally:
-            await pool.close()
+            await db.close()
 
     app = FastAPI(
         title="Movies API",

@@ -153,4 +153,6 @@ def _after(source: _Base, sort: Sequence[SortKey], after: Sequence[Any], bind: A
         equal = [fields[j] == params[j] for j in range(i)]
         beyond = fields[i] < params[i] if k.descending else fields[i] > params[i]
         disjuncts.append(Criterion.all([*equal, beyond]))
-    return Criterion.any(disjuncts)
+    # ... ANDed with a bound on the first column alone, which an index on it can serve.
+    first = fields[0] <= params[0] if sort[0].descending else fields[0] >= params[0]
+    return cast(Term, first & Criterion.any(disjuncts))

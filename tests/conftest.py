@@ -22,7 +22,7 @@ import pytest
 from pytest_postgresql.janitor import DatabaseJanitor
 
 from api.backend.config import Settings
-from api.backend.database import apply_schema, create_pool
+from api.backend.database import Database, apply_schema, create_pool
 from api.backend.embedded import socket_dsn
 from api.main import create_app
 from api.services import auth, movie_loader
@@ -156,7 +156,7 @@ async def client(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
 async def user(pool: asyncpg.Pool) -> UserRow:
     """A user who may read movies, with the password TEST_PASSWORD."""
     return await auth.register_user(
-        pool, email="Reader@Example.com", name="Reader", password=TEST_PASSWORD, rounds=4
+        Database(pool), email="Reader@Example.com", name="Reader", password=TEST_PASSWORD, rounds=4
     )
 
 

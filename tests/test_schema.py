@@ -72,7 +72,7 @@ async def test_check_constraints(
     conn: asyncpg.Connection, column: str, value: object, constraint: str
 ) -> None:
     row = {"title": "T", "released": 2000, "rating": 5}
-    row[column] = value  # type: ignore[assignment]
+    row[column] = value
     names = ", ".join(row)
     placeholders = ", ".join(f"${i}" for i in range(1, len(row) + 1))
     with pytest.raises(asyncpg.CheckViolationError, match=constraint):

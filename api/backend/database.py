@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import TracebackType
 
 import asyncpg
+from asyncpg.pool import PoolConnectionProxy
 
 import queries
 import queries.admin
+from api.exc import DatabaseUnavailable
 
 from .config import Settings
 
@@ -33,6 +36,55 @@ async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
         server_settings={"application_name": "myapi"},
     )
     return pool
+
+
+# What acquiring a connection raises when the server is down, refusing connections
+# (e.g. "not currently accepting connections") or every connection is busy.
+_ACQUIRE_FAILURES = (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class Database:
+    """The pool, and how long a request may wait for one of its connections."""
+
+    __slots__ = ("acquire_timeout", "pool")
+
+    def __init__(self, pool: asyncpg.Pool, *, acquire_timeout: float = 5.0) -> None:
+        self.pool = pool
+        self.acquire_timeout = acquire_timeout
+
+    def connection(self) -> _Lease:
+        """`async with db.connection() as conn:` holds a connection for that block only."""
+        return _Lease(self)
+
+    async def close(self) -> None:
+        await self.pool.close()
+
+
+class _Lease:
+    """A connection on loan; failing to get one is `DatabaseUnavailable` (a 503)."""
+
+    __slots__ = ("_conn", "_db")
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+        self._conn: PoolConnectionProxy[asyncpg.Record] | None = None
+
+    async def __aenter__(self) -> PoolConnectionProxy[asyncpg.Record]:
+        try:
+            self._conn = await self._db.pool.acquire(timeout=self._db.acquire_timeout)
+        except _ACQUIRE_FAILURES as exc:
+            raise DatabaseUnavailable("The database is not reachable; try again shortly.") from exc
+        return self._conn
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            await self._db.pool.release(conn)
 
 
 async def connect(dsn: str, settings: Settings) -> asyncpg.Connection:

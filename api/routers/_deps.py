@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated
 
-import asyncpg
 from fastapi import Depends, Request, Security
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 
 from api.backend.config import Settings
+from api.backend.database import Database
 from api.exc import InsufficientScope, InvalidToken
 from api.services import auth
 from api.services.auth import Claims
@@ -20,7 +20,7 @@ class Runtime:
     """What the lifespan builds once and every request uses."""
 
     settings: Settings
-    pool: asyncpg.Pool
+    db: Database
     secret: str
     dummy: auth.Dummy
 
@@ -30,12 +30,12 @@ def get_runtime(request: Request) -> Runtime:
     return runtime
 
 
-def get_pool(request: Request) -> asyncpg.Pool:
-    return get_runtime(request).pool
+def get_db(request: Request) -> Database:
+    return get_runtime(request).db
 
 
 RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
-PoolDep = Annotated[asyncpg.Pool, Depends(get_pool)]
+DatabaseDep = Annotated[Database, Depends(get_db)]
 
 # auto_error=False: a missing token is answered by InvalidToken with the RFC 6750
 # challenge rather than FastAPI's own 401 without one.

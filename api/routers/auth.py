@@ -22,7 +22,7 @@ async def create_token(
 ) -> Token:
     """Exchange an e-mail (as `username`) and password for a bearer token."""
     user = await auth.authenticate(
-        runtime.pool, email=form.username, password=form.password, dummy=runtime.dummy
+        runtime.db, email=form.username, password=form.password, dummy=runtime.dummy
     )
     token, expires_in = auth.create_access_token(
         user,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.exc import problem
-from api.routers._deps import PoolDep
+from api.routers._deps import DatabaseDep
 from api.schemas.health import Health
 from api.services import health
 
@@ -30,7 +30,7 @@ router = APIRouter(tags=["health"])
         }
     },
 )
-async def get_health(pool: PoolDep) -> Health:
+async def get_health(db: DatabaseDep) -> Health:
     """200 when the database answers a query, 503 when it does not."""
-    await health.check_database(pool)
+    await health.check_database(db)
     return Health(status="ok", database="ok")

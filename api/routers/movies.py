@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Path, Query
 
-from api.routers._deps import PoolDep, ReadMovies
+from api.routers._deps import DatabaseDep, ReadMovies
 from api.schemas.movies import MovieOut, MoviesList, MoviesPage
 from api.services import movies
 from api.services.movies import MovieFilters
@@ -24,7 +24,7 @@ NO_NUL = r"^[^\x00]*$"
 @router.get("")
 async def list_movies(
     _: ReadMovies,
-    pool: PoolDep,
+    db: DatabaseDep,
     title: Annotated[
         str | None,
         Query(
@@ -54,39 +54,39 @@ async def list_movies(
 ) -> MoviesPage:
     """Movies matching the filters, one keyset page at a time."""
     filters = MovieFilters(title, released_from, released_to, min_rating)
-    page = await movies.find_movies(pool, filters=filters, sort=sort, limit=limit, cursor=cursor)
+    page = await movies.find_movies(db, filters=filters, sort=sort, limit=limit, cursor=cursor)
     return MoviesPage(items=page.items, next_cursor=page.next_cursor)
 
 
 @router.get("/top")
 async def list_top_rated(
     _: ReadMovies,
-    pool: PoolDep,
+    db: DatabaseDep,
     min_votes: Annotated[int, Query(ge=0, le=2**31 - 1)] = 1000,
     limit: Limit = 20,
 ) -> MoviesList:
     """The best rated movies with at least `min_votes` votes (myapi.top_rated_movies)."""
-    return MoviesList(items=await movies.top_rated(pool, min_votes=min_votes, limit=limit))
+    return MoviesList(items=await movies.top_rated(db, min_votes=min_votes, limit=limit))
 
 
 @router.get("/released-since")
 async def list_released_since(
     _: ReadMovies,
-    pool: PoolDep,
+    db: DatabaseDep,
     year: Year,
     min_rating: Rating = Decimal(0),
     limit: Limit = 20,
 ) -> MoviesList:
     """Movies released in or after `year`, newest first (myapi.movies_released_since)."""
-    items = await movies.released_since(pool, year=year, min_rating=min_rating, limit=limit)
+    items = await movies.released_since(db, year=year, min_rating=min_rating, limit=limit)
     return MoviesList(items=items)
 
 
 @router.get("/{movie_id}", responses={404: {"description": "No such movie"}})
 async def get_movie(
     _: ReadMovies,
-    pool: PoolDep,
+    db: DatabaseDep,
     movie_id: Annotated[int, Path(ge=1, le=2**31 - 1)],
 ) -> MovieOut:
     """One movie by its id."""
-    return await movies.get_movie(pool, movie_id=movie_id)
+    return await movies.get_movie(db, movie_id=movie_id)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routers._deps import Authenticated, PoolDep
+from api.routers._deps import Authenticated, DatabaseDep
 from api.schemas.users import UserOut
 from api.services import auth
 
@@ -12,7 +12,7 @@ router = APIRouter(prefix="/users", tags=["users"])
 
 
 @router.get("/me")
-async def get_me(claims: Authenticated, pool: PoolDep) -> UserOut:
+async def get_me(claims: Authenticated, db: DatabaseDep) -> UserOut:
     """The user the bearer token belongs to."""
-    user = await auth.get_active_user(pool, user_id=claims.user_id)
+    user = await auth.get_active_user(db, user_id=claims.user_id)
     return UserOut.from_row(user)

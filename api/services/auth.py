@@ -20,6 +20,7 @@ import bcrypt
 import jwt
 
 import queries.users as q
+from api.backend.database import Database
 from api.exc import EmailAlreadyRegistered, InvalidCredentials, InvalidToken, InvalidUserData
 from queries.users import UserRow
 
@@ -82,11 +83,14 @@ class Dummy:
         return cls(bcrypt.hashpw(b"not a real password", bcrypt.gensalt(rounds)).decode())
 
 
-async def authenticate(pool: asyncpg.Pool, *, email: str, password: str, dummy: Dummy) -> UserRow:
+async def authenticate(db: Database, *, email: str, password: str, dummy: Dummy) -> UserRow:
     """The active user with these credentials, or `InvalidCredentials`."""
     # The connection goes back to the pool before bcrypt's quarter second.
-    async with pool.acquire() as conn:
-        user = await q.get_user_by_email(conn, email=normalise_email(email))
+    email = normalise_email(email)
+    user = None
+    if "\x00" not in email:  # PostgreSQL text cannot hold NUL: no user has such an e-mail
+        async with db.connection() as conn:
+            user = await q.get_user_by_email(conn, email=email)
     hashed = user.password_hash if user is not None else dummy.hashed
     matches = await check_password(password, hashed)
     if user is None or not matches or not user.is_active:
@@ -100,7 +104,7 @@ def normalise_email(email: str) -> str:
 
 
 async def register_user(
-    pool: asyncpg.Pool,
+    db: Database,
     *,
     email: str,
     name: str,
@@ -122,7 +126,7 @@ async def register_user(
         )
     hashed = await hash_password(password, rounds=rounds)
     try:
-        async with pool.acquire() as conn:
+        async with db.connection() as conn:
             user = await q.insert_user(
                 conn,
                 email=email,
@@ -137,9 +141,9 @@ async def register_user(
     return user
 
 
-async def get_active_user(pool: asyncpg.Pool, *, user_id: int) -> UserRow:
+async def get_active_user(db: Database, *, user_id: int) -> UserRow:
     """The token's user, who must still exist and be active."""
-    async with pool.acquire() as conn:
+    async with db.connection() as conn:
         user = await q.get_user(conn, user_id=user_id)
     if user is None or not user.is_active:
         raise InvalidToken("The token's user no longer exists or is disabled.")

@@ -5,13 +5,13 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-import asyncpg
-
 import queries.movies as q
+from api.backend.database import Database
 from api.exc import InvalidCursor, InvalidQuery, MovieNotFound
 from queries._compose import SortKey, UnknownField
 from queries.movies import MovieRow
@@ -31,8 +31,8 @@ class Page:
     next_cursor: str | None
 
 
-async def get_movie(pool: asyncpg.Pool, *, movie_id: int) -> MovieRow:
-    async with pool.acquire() as conn:
+async def get_movie(db: Database, *, movie_id: int) -> MovieRow:
+    async with db.connection() as conn:
         movie = await q.get_movie(conn, movie_id=movie_id)
     if movie is None:
         raise MovieNotFound(f"No movie has the id {movie_id}.")
@@ -40,7 +40,7 @@ async def get_movie(pool: asyncpg.Pool, *, movie_id: int) -> MovieRow:
 
 
 async def find_movies(
-    pool: asyncpg.Pool,
+    db: Database,
     *,
     filters: MovieFilters,
     sort: str,
@@ -65,7 +65,7 @@ async def find_movies(
         after=after,
         limit=limit + 1,  # one extra row says whether there is a next page
     )
-    async with pool.acquire() as conn:
+    async with db.connection() as conn:
         records = await conn.fetch(sql, *args)
     items = [MovieRow.model_validate(dict(r)) for r in records[:limit]]
     next_cursor = None
@@ -75,15 +75,15 @@ async def find_movies(
     return Page(items=items, next_cursor=next_cursor)
 
 
-async def top_rated(pool: asyncpg.Pool, *, min_votes: int, limit: int) -> list[MovieRow]:
-    async with pool.acquire() as conn:
+async def top_rated(db: Database, *, min_votes: int, limit: int) -> list[MovieRow]:
+    async with db.connection() as conn:
         return await q.list_top_rated(conn, min_votes=min_votes, lim=limit)
 
 
 async def released_since(
-    pool: asyncpg.Pool, *, year: int, min_rating: Decimal, limit: int
+    db: Database, *, year: int, min_rating: Decimal, limit: int
 ) -> list[MovieRow]:
-    async with pool.acquire() as conn:
+    async with db.connection() as conn:
         return await q.list_released_since(conn, year=year, min_rating=min_rating, lim=limit)
 
 
@@ -92,6 +92,7 @@ async def released_since(
 # or with values of the wrong type, is refused with 400.
 
 _INT4 = (-(2**31), 2**31 - 1)
+_RATING = re.compile(r"\d{1,2}(\.\d)?")  # what numeric(3,1) holds; no exponents
 _CURSOR_TYPES: dict[str, tuple[type, tuple[int, int]]] = {
     "movie_id": (int, _INT4),
     "title": (str, _INT4),
@@ -116,7 +117,7 @@ def decode_cursor(cursor: str, keys: tuple[SortKey, ...]) -> list[Any]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         data = json.loads(raw)
         spec, values = data["s"], data["v"]
-    except (binascii.Error, ValueError, TypeError, KeyError) as exc:
+    except (binascii.Error, ValueError, TypeError, KeyError, RecursionError) as exc:
         raise InvalidCursor("The cursor is malformed; start again without it.") from exc
     if spec != _sort_spec(keys) or not isinstance(values, list) or len(values) != len(keys):
         raise InvalidCursor("The cursor belongs to another sort order; start again without it.")
@@ -129,11 +130,12 @@ def _cursor_value(column: str, value: Any) -> Any:
         if kind is int and type(value) is int and low <= value <= high:
             return value
         if kind is str and isinstance(value, str) and "\x00" not in value:
+            value.encode()  # a lone surrogate cannot reach PostgreSQL
             return value
-        if kind is Decimal and isinstance(value, str):
+        if kind is Decimal and isinstance(value, str) and _RATING.fullmatch(value):
             number = Decimal(value)
-            if number.is_finite() and low <= number <= high:
+            if low <= number <= high:
                 return number
-    except ArithmeticError:
+    except (ArithmeticError, UnicodeError):
         pass
     raise InvalidCursor("The cursor holds an invalid value; start again without it.")

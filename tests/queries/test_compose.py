@@ -73,7 +73,7 @@ def test_mixed_directions_expand_the_keyset_predicate() -> None:
     )
     assert sql == (
         f'SELECT {COLUMNS} FROM (\n{BASE}\n) "q" '
-        'WHERE "q"."title" ILIKE $1 AND "q"."released">=$2 AND ('
+        'WHERE "q"."title" ILIKE $1 AND "q"."released">=$2 AND "q"."rating"<=$3 AND ('
         '"q"."rating"<$3 OR ("q"."rating"=$3 AND "q"."title">$4) OR '
         '("q"."rating"=$3 AND "q"."title"=$4 AND "q"."movie_id">$5)) '
         'ORDER BY "q"."rating" DESC,"q"."title" ASC,"q"."movie_id" ASC LIMIT $6'
