@@ -17,6 +17,7 @@ from typing import Annotated, NoReturn, TypeVar
 import asyncpg
 import typer
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from api import bootstrap
 from api.backend.config import Settings, get_settings
@@ -50,6 +51,8 @@ def _settings() -> Settings:
             f"{'.'.join(str(p) for p in e['loc']) or 'settings'}: {e['msg']}" for e in exc.errors()
         )
         _fail(f"invalid configuration: {problems}")
+    except SettingsError as exc:  # e.g. a list setting that is not JSON
+        _fail(f"invalid configuration: {exc}")
 
 
 def _run(work: Callable[[], Awaitable[T]]) -> T:
@@ -62,6 +65,8 @@ def _run(work: Callable[[], Awaitable[T]]) -> T:
         _fail(str(exc))
     except (ConfigError, EmbeddedServerError) as exc:
         _fail(str(exc))
+    except asyncpg.ClientConfigurationError as exc:
+        _fail(f"invalid DATABASE_URL: {exc}")
     except asyncpg.UndefinedTableError:
         _fail("the database has no myapi tables yet; run `api-admin init-db` first")
     except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
@@ -154,8 +159,10 @@ def load_movies(
     ],
 ) -> None:
     """Load movies from a CSV file in one transaction: all rows or, on any error, none."""
-    if not path.is_file():
+    if not path.exists():
         _fail(f"{path}: no such file")
+    if not path.is_file():
+        _fail(f"{path}: not a regular file")
     try:
         with movie_loader.open_csv(path) as handle:
             rows = movie_loader.parse_movies(handle)
@@ -165,9 +172,13 @@ def load_movies(
     dsn = _ready_dsn(settings)
     result = _run(lambda: _load(dsn, settings, rows))
     typer.echo(
-        f"Loaded {result.rows:,} rows from {path}: {result.written:,} new or changed; "
-        f"the database now holds {result.total:,} movies."
+        f"Read {_count(result.rows, 'row')} from {path}: {result.added:,} added, "
+        f"{result.changed:,} changed; the database now holds {_count(result.total, 'movie')}."
     )
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n:,} {noun}" + ("" if n == 1 else "s")
 
 
 async def _load(

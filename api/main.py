@@ -54,6 +54,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         description=DESCRIPTION,
         lifespan=lifespan,
         swagger_ui_parameters={"persistAuthorization": True},
+        # No redirect from /movies/ to /movies: Starlette builds it from the Host
+        # header, which a client controls.
+        redirect_slashes=False,
     )
     cors = (settings or get_settings()).cors_origins
     if cors:

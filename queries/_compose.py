@@ -33,9 +33,15 @@ class Op(Enum):
 class UnknownField(ValueError):
     """A client named a filter or sort field the declaration does not allow."""
 
-    def __init__(self, kind: str, name: str, allowed: Sequence[str]) -> None:
+    def __init__(self, kind: str, name: str, allowed: Sequence[str], *, reason: str = "") -> None:
         self.kind, self.name, self.allowed = kind, name, tuple(allowed)
-        super().__init__(f"unknown {kind} field {name!r}; allowed: {', '.join(allowed)}")
+        if reason:
+            message = f"{kind} field {name!r} {reason}"
+        elif not name:
+            message = f"empty {kind} field; allowed: {', '.join(allowed)}"
+        else:
+            message = f"unknown {kind} field {name!r}; allowed: {', '.join(allowed)}"
+        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +89,9 @@ class Listing:
         for part in (p.strip() for p in spec.split(",")):
             column = part.removeprefix("-")
             if column not in self.sortable:
-                raise UnknownField("sort", part or "(empty)", self.sortable)
+                raise UnknownField("sort", part, self.sortable)
             if any(k.column == column for k in keys):
-                raise UnknownField("sort", f"{part} (repeated)", self.sortable)
+                raise UnknownField("sort", part, self.sortable, reason="appears twice")
             keys.append(SortKey(column, part.startswith("-")))
         if keys[-1].column != self.key and all(k.column != self.key for k in keys):
             keys.append(SortKey(self.key, keys[-1].descending))

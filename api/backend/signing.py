@@ -48,6 +48,8 @@ def _stored_secret(path: Path) -> str:
             pass
         finally:
             tmp.unlink()
+    if path.stat().st_mode & 0o077:
+        raise ConfigError(f"{path} can be read by other users; restrict it with `chmod 600 {path}`")
     secret = path.read_text(encoding="utf-8").strip()
     if len(secret.encode()) < 32:
         raise ConfigError(f"{path} holds no usable secret; delete it to make a new one")

@@ -9,12 +9,13 @@ from fastapi.security import OAuth2PasswordRequestForm
 
 from api.routers._deps import RuntimeDep
 from api.schemas.auth import Token
+from api.schemas.problems import problem_responses
 from api.services import auth
 
 router = APIRouter(tags=["auth"])
 
 
-@router.post("/token", responses={400: {"description": "invalid_grant"}})
+@router.post("/token", responses=problem_responses(400, 422, 503))
 async def create_token(
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
     runtime: RuntimeDep,

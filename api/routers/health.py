@@ -4,32 +4,17 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.exc import problem
 from api.routers._deps import DatabaseDep
 from api.schemas.health import Health
+from api.schemas.problems import problem_responses
 from api.services import health
 
 router = APIRouter(tags=["health"])
 
 
-@router.get(
-    "/health",
-    responses={
-        503: {
-            "description": "The database does not answer",
-            "content": {
-                "application/problem+json": {
-                    "example": problem(
-                        503,
-                        "Database unavailable",
-                        "The database did not answer.",
-                        "database_unavailable",
-                    )
-                }
-            },
-        }
-    },
-)
+@router.get("/health", responses=problem_responses(503))
+# HEAD too: some load balancers and uptime monitors probe with it.
+@router.head("/health", include_in_schema=False)
 async def get_health(db: DatabaseDep) -> Health:
     """200 when the database answers a query, 503 when it does not."""
     await health.check_database(db)

@@ -9,10 +9,13 @@ from fastapi import APIRouter, Path, Query
 
 from api.routers._deps import DatabaseDep, ReadMovies
 from api.schemas.movies import MovieOut, MoviesList, MoviesPage
+from api.schemas.problems import problem_responses
 from api.services import movies
 from api.services.movies import MovieFilters
 
-router = APIRouter(prefix="/movies", tags=["movies"])
+router = APIRouter(
+    prefix="/movies", tags=["movies"], responses=problem_responses(401, 403, 422, 503)
+)
 
 # Bounds shared by the parameters below: what the columns can hold.
 Year = Annotated[int, Query(ge=0, le=9999)]
@@ -21,7 +24,7 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 NO_NUL = r"^[^\x00]*$"
 
 
-@router.get("")
+@router.get("", responses=problem_responses(400))
 async def list_movies(
     _: ReadMovies,
     db: DatabaseDep,
@@ -82,7 +85,7 @@ async def list_released_since(
     return MoviesList(items=items)
 
 
-@router.get("/{movie_id}", responses={404: {"description": "No such movie"}})
+@router.get("/{movie_id}", responses=problem_responses(404))
 async def get_movie(
     _: ReadMovies,
     db: DatabaseDep,

@@ -5,10 +5,11 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from api.routers._deps import Authenticated, DatabaseDep
+from api.schemas.problems import problem_responses
 from api.schemas.users import UserOut
 from api.services import auth
 
-router = APIRouter(prefix="/users", tags=["users"])
+router = APIRouter(prefix="/users", tags=["users"], responses=problem_responses(401, 503))
 
 
 @router.get("/me")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+import unicodedata
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -26,7 +27,9 @@ from queries.users import UserRow
 
 BCRYPT_MAX_BYTES = 72
 MIN_PASSWORD_CHARS = 8
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+# No spaces or control characters; one @; a dot in the domain. Deliverability is the
+# mail server's business, not ours.
+_EMAIL = re.compile(r"[^@\s\x00-\x1f\x7f]+@[^@\s\x00-\x1f\x7f]+\.[^@\s\x00-\x1f\x7f]+")
 DEFAULT_SCOPES = ("movies:read",)
 KNOWN_SCOPES = {
     "movies:read": "Read movies",
@@ -34,6 +37,7 @@ KNOWN_SCOPES = {
     "users:admin": "Manage users",
 }
 CLOCK_LEEWAY_SECONDS = 10
+MAX_USER_ID = 2**31 - 1  # user_id is an integer column
 
 # Two threads per core would only queue inside bcrypt; more would starve the loop's
 # default executor, which other libraries use.
@@ -99,8 +103,8 @@ async def authenticate(db: Database, *, email: str, password: str, dummy: Dummy)
 
 
 def normalise_email(email: str) -> str:
-    """E-mails are compared without regard to case and surrounding spaces."""
-    return email.strip().lower()
+    """E-mails compare without regard to case, surrounding spaces or Unicode composition."""
+    return unicodedata.normalize("NFC", email.strip()).lower()
 
 
 async def register_user(
@@ -189,10 +193,12 @@ def decode_access_token(token: str, *, secret: str, algorithm: str) -> Claims:
         raise InvalidToken("The token has expired.") from exc
     except jwt.InvalidTokenError as exc:
         raise InvalidToken("The token is malformed or its signature is invalid.") from exc
-    try:
-        user_id = int(payload["sub"])
-    except (TypeError, ValueError) as exc:
-        raise InvalidToken("The token's subject is not a user.") from exc
+    subject = payload["sub"]
+    if not isinstance(subject, str) or not subject.isascii() or not subject.isdigit():
+        raise InvalidToken("The token's subject is not a user.")
+    user_id = int(subject)
+    if not 1 <= user_id <= MAX_USER_ID:
+        raise InvalidToken("The token's subject is not a user.")
     scope = payload.get("scope", "")
     return Claims(
         user_id=user_id,

@@ -15,13 +15,14 @@ import zlib
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from importlib import resources
 from pathlib import Path
 from typing import IO, Any, TextIO
 
 import asyncpg
 
+import queries.admin
 import queries.movies as q
 
 GENRES = ("Action", "Animation", "Comedy", "Drama", "Documentary", "Romance", "Short")
@@ -47,6 +48,9 @@ _ALIASES = {
 }
 _REQUIRED = ("title", "released", "rating")
 _SURROGATE = re.compile("[\udc80-\udcff]")
+# ASCII digits only: Python's int() would also take "1_999" and "١٩٩٩".
+_INTEGER = re.compile(r"-?[0-9]+")
+_DECIMAL = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 Row = tuple[Any, ...]
 Progress = Callable[[int], None]
@@ -63,7 +67,8 @@ class MalformedFile(ValueError):
 @dataclass(frozen=True, slots=True)
 class LoadResult:
     rows: int  # data rows in the file
-    written: int  # rows inserted or changed
+    added: int  # movies that were not there before
+    changed: int  # movies that were there and now differ
     total: int  # movies in the database afterwards
 
 
@@ -180,21 +185,19 @@ def _int(
 ) -> int | None:
     if text in MISSING and optional:
         return None
-    try:
-        value = int(text)
-    except ValueError:
-        raise ValueError(f"{name} must be a whole number, got {text[:40]!r}") from None
+    if not _INTEGER.fullmatch(text):
+        raise ValueError(f"{name} must be a whole number, got {text[:40]!r}")
+    value = int(text)
     if not low <= value <= high:
         raise ValueError(f"{name} must be between {low} and {high}, got {value}")
     return value
 
 
 def _rating(text: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"rating must be a number, got {text[:40]!r}") from None
-    if not value.is_finite() or not 0 <= value <= 10 or value != value.quantize(Decimal("0.1")):
+    if not _DECIMAL.fullmatch(text):
+        raise ValueError(f"rating must be a number, got {text[:40]!r}")
+    value = Decimal(text)
+    if not 0 <= value <= 10 or value != value.quantize(Decimal("0.1")):
         raise ValueError(f"rating must be 0 to 10 with at most one decimal, got {text!r}")
     return value
 
@@ -224,6 +227,10 @@ async def load_movies(
     """Write parsed rows in one transaction: all of them or, on any error, none."""
     written = 0
     async with conn.transaction():
+        # Loads run one at a time: two concurrent loads of a file without ids would
+        # each see the other's rows as new and insert them twice.
+        await queries.admin.lock(conn, name="myapi.load")
+        before = await q.count_movies(conn)
         await q.create_staging(conn)
         for chunk in _chunks(rows, COPY_CHUNK):
             await conn.copy_records_to_table(
@@ -237,7 +244,8 @@ async def load_movies(
         written += _affected(await q.update_unkeyed(conn))
         written += _affected(await q.insert_unkeyed(conn))
         total = await q.count_movies(conn)
-    return LoadResult(rows=len(rows), written=written, total=total)
+    added = total - before
+    return LoadResult(rows=len(rows), added=added, changed=written - added, total=total)
 
 
 def _affected(status: str) -> int:

@@ -51,7 +51,8 @@ async def find_movies(
     try:
         keys = q.list_movies.sort_keys(sort)
     except UnknownField as exc:
-        raise InvalidQuery(str(exc), field=exc.name) from exc
+        error = {"loc": ["query", "sort"], "msg": str(exc), "type": "value_error"}
+        raise InvalidQuery(f"sort: {exc}", field=exc.name, errors=[error]) from exc
     after = decode_cursor(cursor, keys) if cursor else None
     sql, args = q.list_movies.build(
         base_args=[],

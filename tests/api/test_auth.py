@@ -23,6 +23,7 @@ from jwt.warnings import InsecureKeyLengthWarning
 
 from api.backend.config import Settings
 from api.backend.database import Database
+from api.exc import InvalidUserData
 from api.services import auth
 from queries.users import UserRow
 from tests.api import _support
@@ -451,3 +452,39 @@ async def test_users_me_for_token_of_unknown_user_is_401(
     token = _signed()(_secret(settings), user.user_id + 1000)
     response = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
     assert_problem(response, 401, "invalid_token")
+
+
+# --------------------------------------------------------------------------- edges
+
+
+@pytest.mark.parametrize("subject", ["99999999999999999999", "0", "-1", "1.5", " 1", "\u0661"])
+async def test_token_whose_subject_is_no_user_id_is_401(
+    client: httpx.AsyncClient, settings: Settings, subject: str
+) -> None:
+    now = int(time.time())
+    claims = {"sub": subject, "iat": now, "exp": now + 60, "scope": "movies:read"}
+    token = jwt.encode(claims, _secret(settings), algorithm="HS256")
+    response = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
+    body = assert_problem(response, 401, "invalid_token")
+    assert body["detail"] == "The token's subject is not a user."
+
+
+@pytest.mark.parametrize(
+    "email", ["nul\x01@b.cd", "tab\t@b.cd", "no-at-sign.cd", "a@b", "two@@b.cd", "sp ace@b.cd"]
+)
+async def test_user_with_an_invalid_email_is_refused(pool: asyncpg.Pool, email: str) -> None:
+    with pytest.raises(InvalidUserData, match="is not an e-mail address"):
+        await auth.register_user(Database(pool), email=email, name="N", password=PASSWORD, rounds=4)
+    assert await pool.fetchval("SELECT count(*) FROM myapi.users") == 0
+
+
+async def test_email_compares_in_any_unicode_composition(
+    client: httpx.AsyncClient, pool: asyncpg.Pool
+) -> None:
+    composed, decomposed = "\u00fcni@example.com", "u\u0308ni@example.com"
+    await auth.register_user(
+        Database(pool), email=decomposed, name="U", password=PASSWORD, rounds=4
+    )
+    assert await pool.fetchval("SELECT email FROM myapi.users") == composed
+    assert (await _login(client, composed.upper(), PASSWORD)).status_code == 200
+    assert (await _login(client, decomposed, PASSWORD)).status_code == 200

@@ -74,10 +74,10 @@ CASES: list[Case] = [
     _get("sort-unknown-descending", "/movies", names="'-foo'", sort="-foo"),
     _get("sort-wrong-case", "/movies", names="'RATING'", sort="RATING"),
     _get("sort-plus", "/movies", names="'+rating'", sort="+rating"),
-    _get("sort-empty", "/movies", names="(empty)", sort=""),
+    _get("sort-empty", "/movies", names="empty sort field", sort=""),
     _get("sort-only-minus", "/movies", names="'-'", sort="-"),
-    _get("sort-empty-part", "/movies", names="(empty)", sort="rating,,title"),
-    _get("sort-repeated", "/movies", names="repeated", sort="rating,-rating"),
+    _get("sort-empty-part", "/movies", names="empty sort field", sort="rating,,title"),
+    _get("sort-repeated", "/movies", names="appears twice", sort="rating,-rating"),
     _get("sort-sql", "/movies", names="'title;DROP TABLE x'", sort="title;DROP TABLE x"),
     _get("sort-too-long", "/movies", names="sort", sort="title," * 20),
     # ratings

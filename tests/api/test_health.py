@@ -229,3 +229,17 @@ async def test_exhausted_pool_is_503_after_the_acquire_timeout(settings: Setting
     )
     assert_problem(response, 503, "database_unavailable")
     assert elapsed < 2
+
+
+async def test_head_health_answers_without_a_body(client: httpx.AsyncClient) -> None:
+    response = await client.head("/health")
+    assert response.status_code == 200
+    assert response.content == b""
+
+
+async def test_trailing_slash_is_not_redirected_by_host_header(
+    client: httpx.AsyncClient,
+) -> None:
+    response = await client.get("/movies/", headers={"Host": "evil.example"})
+    assert response.status_code == 404
+    assert "location" not in response.headers

@@ -398,6 +398,42 @@ def test_unreachable_database_is_one_clear_line(admin: Admin) -> None:
     assert PASSWORD not in result.output
 
 
+@pytest.mark.parametrize(
+    ("dsn", "message"),
+    [
+        ("mysql://u:secretpw@h/d", "must start with postgresql://"),
+        ("postgresql://u:secretpw@[::1/x", "not a valid url"),
+        ("postgresql://u:secretpw@h/d?sslmode=bogus", "invalid DATABASE_URL"),
+    ],
+)
+def test_bad_database_url_is_one_clear_line(admin: Admin, dsn: str, message: str) -> None:
+    result = admin("init-db", dsn=dsn)
+    assert_clean_failure(result, message)
+    assert "secretpw" not in result.output
+
+
+def test_bad_setting_is_one_clear_line(admin: Admin, tmp_path: Path) -> None:
+    env = admin.env() | {"API_CORS_ORIGINS": "notjson"}
+    done = subprocess.run(
+        [ADMIN, "init-db"], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert_clean_failure(Result(done.returncode, done.stdout, done.stderr), "cors_origins")
+
+
+def test_data_dir_that_is_a_file_is_one_clear_line(admin: Admin, tmp_path: Path) -> None:
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a directory")
+    env = {k: v for k, v in admin.env().items() if k not in ("DATABASE_URL", "JWT_SECRET")}
+    env["API_DATA_DIR"] = str(blocker)
+    done = subprocess.run(
+        [ADMIN, "init-db"], capture_output=True, text=True, env=env, timeout=60, check=False
+    )
+    assert done.returncode != 0
+    assert "Traceback" not in done.stderr
+    # The first line says which data directory; the last says what went wrong.
+    assert done.stderr.splitlines()[-1].startswith("error: could not start the embedded")
+
+
 # --- load-movies: the real file ------------------------------------------------------------
 
 
@@ -416,7 +452,7 @@ def test_load_the_real_file_into_an_empty_table_then_again(admin: Admin) -> None
 
     first = admin("load-movies", str(MOVIES_FILE))
     assert first.returncode == 0, first.output
-    assert f"{MOVIE_COUNT:,} new or changed" in first.stdout
+    assert f"{MOVIE_COUNT:,} added, 0 changed" in first.stdout
     dsn = admin.dsn
     assert movie_count(dsn) == len(rows) == MOVIE_COUNT
     assert value(dsn, "SELECT count(*) FROM myapi.movies WHERE rating = 10.0") == 3
@@ -437,7 +473,7 @@ def test_load_the_real_file_into_an_empty_table_then_again(admin: Admin) -> None
 
     second = admin("load-movies", str(MOVIES_FILE))
     assert second.returncode == 0, second.output
-    assert "0 new or changed" in second.stdout
+    assert "0 added, 0 changed" in second.stdout
     assert f"{MOVIE_COUNT:,} movies" in second.stdout
     assert movies_md5(dsn) == loaded
 
@@ -457,7 +493,7 @@ def test_plain_csv_loads_once_however_often_it_is_loaded(admin: Admin, tmp_path:
     )
     first = admin("load-movies", str(path))
     assert first.returncode == 0, first.output
-    assert "2 new or changed" in first.stdout
+    assert "2 added, 0 changed" in first.stdout
     assert movie_count(admin.dsn) == MOVIE_COUNT + 2
     rows = sql(
         admin.dsn,
@@ -471,7 +507,7 @@ def test_plain_csv_loads_once_however_often_it_is_loaded(admin: Admin, tmp_path:
 
     second = admin("load-movies", str(path))
     assert second.returncode == 0, second.output
-    assert "0 new or changed" in second.stdout
+    assert "0 added, 0 changed" in second.stdout
     assert movie_count(admin.dsn) == MOVIE_COUNT + 2
     assert movies_md5(admin.dsn) == after_first
 

@@ -86,8 +86,9 @@ def test_mixed_directions_expand_the_keyset_predicate() -> None:
     [
         ("budget", "unknown sort field 'budget'"),
         ("-title,nope", "unknown sort field 'nope'"),
-        ("", r"unknown sort field '\(empty\)'"),
-        ("title,-title", r"unknown sort field '-title \(repeated\)'"),
+        ("", "empty sort field; allowed: movie_id, title, released, rating, votes"),
+        ("rating,", "empty sort field"),
+        ("title,-title", "sort field '-title' appears twice"),
         ("rating;DROP TABLE x", "unknown sort field 'rating;DROP TABLE x'"),
     ],
 )

@@ -1,0 +1,34 @@
+"""The error body every endpoint answers with (RFC 9457 problem details), for the OpenAPI docs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Problem(BaseModel):
+    """`application/problem+json`; some errors add members (`errors`, `error`, `scope`...)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str = Field(examples=["urn:myapi:problem:movie_not_found"])
+    title: str
+    status: int
+    detail: str
+    code: str = Field(description="Stable machine-readable error code")
+
+
+_DESCRIPTIONS = {
+    400: "Bad request (e.g. an invalid cursor, or invalid_grant on /token)",
+    401: "Missing, invalid or expired bearer token",
+    403: "The token lacks a required scope",
+    404: "No such resource",
+    422: "Invalid parameters; `errors` lists each one",
+    503: "The database is unreachable",
+}
+
+
+def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI `responses` entries documenting problem bodies for these statuses."""
+    return {status: {"model": Problem, "description": _DESCRIPTIONS[status]} for status in statuses}
