@@ -37,6 +37,8 @@ CREATE INDEX IF NOT EXISTS movies_title_key ON myapi.movies (title, movie_id);
 CREATE INDEX IF NOT EXISTS movies_released_key ON myapi.movies (released, movie_id);
 CREATE INDEX IF NOT EXISTS movies_rating_key ON myapi.movies (rating, movie_id);
 CREATE INDEX IF NOT EXISTS movies_votes_key ON myapi.movies (votes, movie_id);
+CREATE INDEX IF NOT EXISTS movies_length_key ON myapi.movies (length_minutes, movie_id);
+CREATE INDEX IF NOT EXISTS movies_budget_key ON myapi.movies (budget, movie_id);
 -- top_rated_movies(): best rating first, ties by votes then id.
 CREATE INDEX IF NOT EXISTS movies_top_rated_key
     ON myapi.movies (rating DESC, votes DESC, movie_id);

@@ -13,7 +13,7 @@ from typing import Any, cast
 
 from pypika import Order, Parameter, PostgreSQLQuery
 from pypika.queries import Selectable
-from pypika.terms import Criterion, Field, Term, Tuple
+from pypika.terms import Criterion, Field, Term, Tuple, ValueWrapper
 from pypika.utils import format_alias_sql
 
 from ._sqlfile import ScannedSql
@@ -82,6 +82,9 @@ class Listing:
     filters: Mapping[str, Filter]
     sortable: tuple[str, ...]
     key: str
+    # Sortable columns that may hold NULL. They sort as PostgreSQL sorts them by
+    # default, last ascending and first descending, so one index serves both ways.
+    nullable: frozenset[str] = frozenset()
 
     def sort_keys(self, spec: str) -> tuple[SortKey, ...]:
         """Parse `-rating,title` into sort keys ending with the unique key."""
@@ -120,7 +123,7 @@ class Listing:
             if value is not None:
                 query = query.where(self._criterion(source, name, value, bind))
         if after is not None:
-            query = query.where(_after(source, sort, after, bind))
+            query = query.where(_after(source, sort, after, bind, self.nullable))
         for k in sort:
             query = query.orderby(
                 Field(k.column, table=source), order=Order.desc if k.descending else Order.asc
@@ -145,20 +148,51 @@ class Listing:
         return cast(Criterion, criterion)
 
 
-def _after(source: _Base, sort: Sequence[SortKey], after: Sequence[Any], bind: Any) -> Term:
+def _after(
+    source: _Base,
+    sort: Sequence[SortKey],
+    after: Sequence[Any],
+    bind: Any,
+    nullable: frozenset[str],
+) -> Term:
     """Rows strictly after `after` in `sort` order (keyset pagination)."""
     fields = [Field(k.column, table=source) for k in sort]
-    params = [bind(v) for v in after]
-    if len({k.descending for k in sort}) == 1:
-        # One direction: a row comparison, which an index on the same columns serves.
-        lhs, rhs = Tuple(*fields), Tuple(*params)
+    with_nulls = any(k.column in nullable for k in sort)
+    if len({k.descending for k in sort}) == 1 and not with_nulls:
+        # One direction, no NULLs: a row comparison, which an index on the same
+        # columns serves.
+        lhs, rhs = Tuple(*fields), Tuple(*(bind(v) for v in after))
         return lhs < rhs if sort[0].descending else lhs > rhs
-    # Mixed directions: (a > x) OR (a = x AND b < y) OR (a = x AND b = y AND c > z) ...
+    # Otherwise: (a beyond x) OR (a = x AND b beyond y) OR (a = x AND b = y AND c beyond z)
+    # where "= NULL" is IS NULL and "beyond" knows where NULLs sort.
+    params = [None if v is None else bind(v) for v in after]
     disjuncts: list[Term] = []
     for i, k in enumerate(sort):
-        equal = [fields[j] == params[j] for j in range(i)]
-        beyond = fields[i] < params[i] if k.descending else fields[i] > params[i]
-        disjuncts.append(Criterion.all([*equal, beyond]))
-    # ... ANDed with a bound on the first column alone, which an index on it can serve.
-    first = fields[0] <= params[0] if sort[0].descending else fields[0] >= params[0]
-    return cast(Term, first & Criterion.any(disjuncts))
+        step = _beyond(fields[i], params[i], k.descending, k.column in nullable)
+        if step is not None:
+            equal = [
+                f.isnull() if p is None else f == p
+                for f, p in zip(fields[:i], params[:i], strict=True)
+            ]
+            disjuncts.append(Criterion.all([*equal, step]))
+    predicate = Criterion.any(disjuncts) if disjuncts else Criterion.any([_never()])
+    if sort[0].column not in nullable and params[0] is not None:
+        # A bound on the first column alone, which an index on it can serve.
+        first = fields[0] <= params[0] if sort[0].descending else fields[0] >= params[0]
+        predicate = first & predicate
+    return predicate
+
+
+def _beyond(field: Field, param: Any, descending: bool, nullable: bool) -> Term | None:
+    """Rows past `param` in one column; None when nothing can be (past NULL, ascending)."""
+    if param is None:
+        # NULLs are last ascending (nothing after them), first descending.
+        return None if not descending else field.notnull()
+    if descending:
+        return cast(Term, field < param)
+    after = field > param
+    return cast(Term, after | field.isnull()) if nullable else cast(Term, after)
+
+
+def _never() -> Term:
+    return cast(Term, ValueWrapper(1) == ValueWrapper(0))

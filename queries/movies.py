@@ -51,8 +51,9 @@ list_movies = Listing(
         "released_to": Filter("released", Op.LE),
         "min_rating": Filter("rating", Op.GE),
     },
-    sortable=("movie_id", "title", "released", "rating", "votes"),
+    sortable=("movie_id", "title", "released", "rating", "votes", "length_minutes", "budget"),
     key="movie_id",
+    nullable=frozenset({"length_minutes", "budget"}),
 )
 
 # The bulk load: COPY into the staging table, then move rows in one transaction.

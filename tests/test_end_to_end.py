@@ -147,7 +147,7 @@ def test_install_serve_login_and_query(server: str, tmp_path: Path) -> None:
             "/movies/abc",
             "/movies/0",
             "/movies?limit=-1",
-            "/movies?sort=budget",
+            "/movies?sort=mpaa",
             "/movies?min_rating=11",
             "/movies?title=%00",
         ):

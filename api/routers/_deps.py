@@ -6,11 +6,13 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Security
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 
 from api.backend.config import Settings
 from api.backend.database import Database
-from api.exc import InsufficientScope, InvalidToken
+from api.exc import InsufficientScope, InvalidQuery, InvalidToken
 from api.services import auth
 from api.services.auth import Claims
 
@@ -57,6 +59,37 @@ def current_claims(
         if scope not in claims.scopes:
             raise InsufficientScope(scope)
     return claims
+
+
+_declared_params: dict[int, frozenset[str]] = {}
+
+
+def strict_query(request: Request) -> None:
+    """Refuse query parameters the route does not declare: a misspelt filter
+    (`min_ratting=8`) must not silently return everything."""
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute):
+        return
+    allowed = _declared_params.get(id(route))
+    if allowed is None:
+        allowed = _declared_params[id(route)] = frozenset(_query_names(route.dependant))
+    if unknown := sorted(set(request.query_params) - allowed):
+        errors = [
+            {"loc": ["query", name], "msg": "unknown query parameter", "type": "extra_forbidden"}
+            for name in unknown
+        ]
+        raise InvalidQuery(
+            f"unknown query parameter {', '.join(map(repr, unknown))}; "
+            f"allowed: {', '.join(sorted(allowed))}",
+            errors=errors,
+        )
+
+
+def _query_names(dependant: Dependant) -> set[str]:
+    names = {param.alias for param in dependant.query_params}
+    for sub in dependant.dependencies:
+        names |= _query_names(sub)
+    return names
 
 
 ReadMovies = Annotated[Claims, Security(current_claims, scopes=["movies:read"])]

@@ -5,9 +5,9 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Annotated
 
-from fastapi import APIRouter, Path, Query
+from fastapi import APIRouter, Depends, Path, Query
 
-from api.routers._deps import DatabaseDep, ReadMovies
+from api.routers._deps import DatabaseDep, ReadMovies, strict_query
 from api.schemas.movies import MovieOut, MoviesList, MoviesPage
 from api.schemas.problems import problem_responses
 from api.services import movies
@@ -24,7 +24,7 @@ Limit = Annotated[int, Query(ge=1, le=100)]
 NO_NUL = r"^[^\x00]*$"
 
 
-@router.get("", responses=problem_responses(400))
+@router.get("", responses=problem_responses(400), dependencies=[Depends(strict_query)])
 async def list_movies(
     _: ReadMovies,
     db: DatabaseDep,
@@ -46,7 +46,8 @@ async def list_movies(
         str,
         Query(
             max_length=100,
-            description="movie_id, title, released, rating or votes; "
+            description="movie_id, title, released, rating, votes, length_minutes or budget "
+            "(missing values sort last, or first when descending); "
             "a leading '-' sorts descending; comma-separated for several",
         ),
     ] = "movie_id",

@@ -100,6 +100,8 @@ _CURSOR_TYPES: dict[str, tuple[type, tuple[int, int]]] = {
     "released": (int, (-(2**15), 2**15 - 1)),  # smallint
     "rating": (Decimal, (0, 10)),
     "votes": (int, _INT4),
+    "length_minutes": (int, _INT4),
+    "budget": (int, (-(2**63), 2**63 - 1)),  # bigint
 }
 
 
@@ -126,6 +128,8 @@ def decode_cursor(cursor: str, keys: tuple[SortKey, ...]) -> list[Any]:
 
 
 def _cursor_value(column: str, value: Any) -> Any:
+    if value is None and column in q.list_movies.nullable:
+        return None
     kind, (low, high) = _CURSOR_TYPES[column]
     try:
         if kind is int and type(value) is int and low <= value <= high:

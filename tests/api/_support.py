@@ -29,7 +29,7 @@ PASSWORD = "correct horse battery staple"
 TOTAL_MOVIES = 58_788
 PROBLEM_JSON = "application/problem+json"
 MOVIE_COLUMNS = "movie_id, title, released, rating, votes, length_minutes, budget, mpaa, genres"
-SORTABLE = ("movie_id", "title", "released", "rating", "votes")
+SORTABLE = ("movie_id", "title", "released", "rating", "votes", "length_minutes", "budget")
 
 
 class PgServerLike(Protocol):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import httpx
 import pytest
 import pytest_asyncio
 
@@ -232,3 +233,19 @@ async def test_boundary_values_are_accepted(
     response = await shared_app.client.get(path, params=params, headers=shared_app.bearer)
     assert response.status_code == 200, response.text
     assert response.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize(
+    ("params", "names"),
+    [
+        ({"min_ratting": "8"}, "'min_ratting'"),
+        ({"budget": "5", "genre": "Drama"}, "'budget', 'genre'"),
+    ],
+)
+async def test_unknown_query_parameter_is_422_naming_it(
+    client: httpx.AsyncClient, bearer: dict[str, str], params: dict[str, str], names: str
+) -> None:
+    response = await client.get("/movies", params=params, headers=bearer)
+    body = assert_problem(response, 422, "validation_error")
+    assert body["detail"].startswith(f"unknown query parameter {names}; allowed: cursor, limit")
+    assert [e["loc"][1] for e in body["errors"]] == sorted(params)

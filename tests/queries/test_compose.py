@@ -84,7 +84,7 @@ def test_mixed_directions_expand_the_keyset_predicate() -> None:
 @pytest.mark.parametrize(
     ("spec", "message"),
     [
-        ("budget", "unknown sort field 'budget'"),
+        ("mpaa", "unknown sort field 'mpaa'"),
         ("-title,nope", "unknown sort field 'nope'"),
         ("", "empty sort field; allowed: movie_id, title, released, rating, votes"),
         ("rating,", "empty sort field"),
@@ -95,6 +95,32 @@ def test_mixed_directions_expand_the_keyset_predicate() -> None:
 def test_unknown_sort_fields_are_refused(spec: str, message: str) -> None:
     with pytest.raises(UnknownField, match=message):
         q.list_movies.sort_keys(spec)
+
+
+@pytest.mark.parametrize(
+    ("spec", "after", "where"),
+    [
+        # Ascending, NULLs last: past a number come bigger numbers, then every NULL.
+        (
+            "budget",
+            [100, 5],
+            '"q"."budget">$1 OR "q"."budget" IS NULL OR ("q"."budget"=$1 AND "q"."movie_id">$2)',
+        ),
+        # Past a NULL, ascending: only NULLs with a bigger id.
+        ("budget", [None, 5], '"q"."budget" IS NULL AND "q"."movie_id">$1'),
+        # Descending, NULLs first: past a NULL come the other NULLs, then every number.
+        (
+            "-budget",
+            [None, 5],
+            'NOT "q"."budget" IS NULL OR ("q"."budget" IS NULL AND "q"."movie_id"<$1)',
+        ),
+        ("-budget", [100, 5], '"q"."budget"<$1 OR ("q"."budget"=$1 AND "q"."movie_id"<$2)'),
+    ],
+)
+def test_keyset_over_a_nullable_column(spec: str, after: list[object], where: str) -> None:
+    sql, args = _build(sort=q.list_movies.sort_keys(spec), after=after)
+    assert sql.split(' "q" WHERE ', 1)[1].split(" ORDER BY ")[0] == where
+    assert None not in args  # NULL is spelled IS NULL, never bound
 
 
 def test_unknown_filter_is_refused() -> None:
@@ -112,3 +138,51 @@ def test_explicit_key_in_sort_is_not_repeated() -> None:
 )
 def test_like_escaping(text: str, pattern: str) -> None:
     assert escape_like(text) == pattern
+
+
+async def test_tvf_base_with_mixed_case_names_composes(database: str) -> None:
+    """A base selecting from a schema-qualified, mixed-case table-valued function."""
+    import asyncpg
+
+    from queries._compose import Filter, Listing, Op
+    from queries._sqlfile import scan
+
+    conn = await asyncpg.connect(database)
+    try:
+        await conn.execute(
+            """
+            CREATE SCHEMA "Reports";
+            CREATE FUNCTION "Reports"."TopRated"(min_votes integer)
+            RETURNS SETOF myapi.movies LANGUAGE sql STABLE
+            AS $$ SELECT * FROM myapi.movies WHERE votes >= min_votes $$;
+            """
+        )
+        base = scan(
+            'SELECT movie_id, title, rating FROM "Reports"."TopRated"(:min_votes) -- DBA note',
+            source="reports.sql",
+        )
+        listing = Listing(
+            base=base,
+            columns=("movie_id", "title", "rating"),
+            filters={"min_rating": Filter("rating", Op.GE)},
+            sortable=("movie_id", "rating"),
+            key="movie_id",
+        )
+        keys = listing.sort_keys("-rating")
+        sql, args = listing.build(
+            base_args=[100_000], filters={"min_rating": 9}, sort=keys, after=None, limit=2
+        )
+        assert '"Reports"."TopRated"($1)' in sql
+        assert args == [100_000, 9, 2]
+        rows = await conn.fetch(sql, *args)
+        assert [r["title"] for r in rows] == [
+            "Shawshank Redemption, The",
+            "Godfather, The",
+        ]
+        after = [rows[-1]["rating"], rows[-1]["movie_id"]]
+        sql, args = listing.build(base_args=[100_000], filters={}, sort=keys, after=after, limit=1)
+        assert [r["title"] for r in await conn.fetch(sql, *args)] == [
+            "Lord of the Rings: The Return of the King, The"
+        ]
+    finally:
+        await conn.close()
