@@ -1,0 +1,1 @@
+"""Benchmarks, run by hand: `python -m bench.<name>`. Never part of the test suite."""
