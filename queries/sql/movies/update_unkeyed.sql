@@ -1,6 +1,8 @@
 -- Staged rows without an id (a plain CSV of title, released, rating) update
 -- the movie with the same title and year when there is one. Columns the file
 -- does not have (NULL here) keep their stored values.
+-- Reads movies_staging: in psql, run it after create_staging.sql in one
+-- transaction (psql -1 -f create_staging.sql ... -f update_unkeyed.sql).
 UPDATE myapi.movies AS m
    SET rating = s.rating,
        votes = COALESCE(s.votes, m.votes),

@@ -1,6 +1,8 @@
 -- Staged rows that carry an id (the IMDb file's row number, or a movie_id
 -- column) replace the movie with that id, or are inserted. Unchanged rows are
 -- left alone, so loading a file twice writes nothing the second time.
+-- Reads movies_staging: in psql, run it after create_staging.sql in one
+-- transaction (psql -1 -f create_staging.sql ... -f upsert_staged.sql).
 INSERT INTO myapi.movies AS m
        (movie_id, title, released, rating, votes, length_minutes, budget, mpaa, genres)
 SELECT movie_id, title, released, rating, COALESCE(votes, 0), length_minutes, budget, mpaa,
