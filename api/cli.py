@@ -1,4 +1,5 @@
-"""The `api-admin` command: serve the API, set up the database, load movies, create users.
+"""The `api-admin` command: serve the API, set up the database, load movies, create users,
+check the SQL against the database.
 
 With no DATABASE_URL every command uses the embedded PostgreSQL in the data directory,
 so `serve` in one terminal and `create-user` in another share the same data.
@@ -7,31 +8,44 @@ so `serve` in one terminal and `create-user` in another share the same data.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import asdict
 from pathlib import Path
-from typing import Annotated, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
 
 import asyncpg
 import typer
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
-from api import bootstrap
 from api.backend.config import Settings, get_settings
-from api.backend.database import Database, create_pool
 from api.backend.embedded import EmbeddedServerError
 from api.backend.signing import ConfigError, signing_secret
 from api.exc import AppError
-from api.services import auth, movie_loader
-from queries.users import UserRow
+from queries._check import (
+    Declaration,
+    Finding,
+    check_queries,
+    collect_declarations,
+    declaration_file,
+)
+from queries._declare import QueryDeclarationError
+
+# What imports the query modules is imported where it is used: `check` must report a
+# broken declaration, and a module that fails its declarations fails its import.
+if TYPE_CHECKING:
+    from api.services import movie_loader
+    from queries.users import UserRow
 
 T = TypeVar("T")
 
 app = typer.Typer(
-    help="Administer the movies API: serve it, set up its database, load movies, add users.",
+    help="Administer the movies API: serve it, set up its database, load movies, add users, "
+    "check its SQL.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -55,13 +69,13 @@ def _settings() -> Settings:
         _fail(f"invalid configuration: {exc}")
 
 
-def _run(work: Callable[[], Awaitable[T]]) -> T:
-    """Run async work; known failures become one line on stderr and exit code 1."""
+def _run(work: Callable[[], Awaitable[T]], *, known: tuple[type[Exception], ...] = ()) -> T:
+    """Run async work; expected failures, and `known` ones, become one line on stderr and exit 1."""
     try:
         return asyncio.run(work())  # type: ignore[arg-type]
     except AppError as exc:
         _fail(exc.detail)
-    except movie_loader.MalformedFile as exc:
+    except known as exc:
         _fail(str(exc))
     except (ConfigError, EmbeddedServerError) as exc:
         _fail(str(exc))
@@ -78,6 +92,8 @@ def _run(work: Callable[[], Awaitable[T]]) -> T:
 
 
 def _dsn(settings: Settings) -> str:
+    from api import bootstrap
+
     if settings.embedded:
         typer.echo(f"Using the embedded PostgreSQL in {settings.data_dir}", err=True)
     try:
@@ -88,6 +104,8 @@ def _dsn(settings: Settings) -> str:
 
 def _ready_dsn(settings: Settings) -> str:
     """A DSN whose database has the schema: applied here on the embedded server."""
+    from api import bootstrap
+
     dsn = _dsn(settings)
     if settings.embedded:
         _run(lambda: bootstrap.prepare_database(dsn, settings, seed=False))
@@ -105,6 +123,8 @@ def serve(
     """Run the API. Without DATABASE_URL: start the embedded database and load the movies."""
     import uvicorn
 
+    from api import bootstrap
+
     settings = _settings()
     dsn = _dsn(settings)
     loaded = _run(lambda: bootstrap.prepare_database(dsn, settings, seed=settings.seed_on_start))
@@ -118,6 +138,8 @@ def serve(
     # resolved server and the signing secret through the environment.
     os.environ["DATABASE_URL"] = dsn
     os.environ["JWT_SECRET"] = secret
+    if reload:
+        os.environ["API_APPLY_SCHEMA_ON_START"] = "true"
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104
     typer.echo(f"API:  http://{shown}:{port}/\nDocs: http://{shown}:{port}/docs", err=True)
     project = Path(__file__).resolve().parent.parent
@@ -145,6 +167,8 @@ def _exit_on_signal(signum: int, _frame: object) -> None:
 @app.command("init-db")
 def init_db() -> None:
     """Apply schema.sql (safe to run any number of times)."""
+    from api import bootstrap
+
     settings = _settings()
     dsn = _dsn(settings)
     _run(lambda: bootstrap.prepare_database(dsn, settings, seed=False))
@@ -159,6 +183,8 @@ def load_movies(
     ],
 ) -> None:
     """Load movies from a CSV file in one transaction: all rows or, on any error, none."""
+    from api.services import movie_loader
+
     if not path.exists():
         _fail(f"{path}: no such file")
     if not path.is_file():
@@ -170,7 +196,7 @@ def load_movies(
         _fail(f"{path}: {exc}; nothing was loaded")
     settings = _settings()
     dsn = _ready_dsn(settings)
-    result = _run(lambda: _load(dsn, settings, rows))
+    result = _run(lambda: _load(dsn, settings, rows), known=(movie_loader.MalformedFile,))
     typer.echo(
         f"Read {_count(result.rows, 'row')} from {path}: {result.added:,} added, "
         f"{result.changed:,} changed; the database now holds {_count(result.total, 'movie')}."
@@ -185,6 +211,7 @@ async def _load(
     dsn: str, settings: Settings, rows: list[movie_loader.Row]
 ) -> movie_loader.LoadResult:
     from api.backend.database import connect
+    from api.services import movie_loader
 
     conn = await connect(dsn, settings)
     try:
@@ -212,11 +239,15 @@ def create_user(
     scope: Annotated[
         list[str] | None,
         typer.Option(
-            help=f"A scope to grant; repeat for several. Default: {auth.DEFAULT_SCOPES[0]}."
+            # Spelled out: reading auth.DEFAULT_SCOPES here would import the query modules.
+            help="A scope to grant; repeat for several. Default: movies:read."
         ),
     ] = None,
 ) -> None:
     """Create a user who can log in with POST /token."""
+    from api.backend.database import Database, create_pool
+    from api.services import auth
+
     if password is None:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
     settings = _settings()
@@ -240,6 +271,66 @@ def create_user(
 
     user = _run(work)
     typer.echo(f"Created user {user.user_id}: {user.email} (scopes: {' '.join(user.scopes)})")
+
+
+@app.command()
+def check(
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print one JSON document (for CI) instead of lines.")
+    ] = False,
+) -> None:
+    """Check every .sql file against the database: it prepares and fits its declaration."""
+    settings = _settings()
+    catalog = collect_declarations()
+    findings = [*catalog.problems, *_check_database(settings, catalog.declarations)]
+    files = len({declaration_file(d) for d in catalog.declarations} | {f.file for f in findings})
+    errors = sum(f.severity == "error" for f in findings)
+    if as_json:
+        report = {"ok": not errors, "findings": [asdict(f) for f in findings], "checked": files}
+        typer.echo(json.dumps(report, indent=2))
+    else:
+        for finding in findings:
+            typer.echo(str(finding))
+        warnings = len(findings) - errors
+        typer.echo(
+            f"{_count(errors, 'error')}, {_count(warnings, 'warning')} in {_count(files, 'file')}"
+        )
+    if errors:
+        raise typer.Exit(1)
+
+
+def _check_database(settings: Settings, declarations: Sequence[Declaration]) -> list[Finding]:
+    try:
+        from api.backend.database import apply_schema, connect
+    except QueryDeclarationError:
+        # queries.admin does not load (its problems are reported): nothing can connect.
+        typer.echo("The statements were not checked against the database.", err=True)
+        return []
+    dsn = _check_dsn(settings)
+
+    async def work() -> list[Finding]:
+        conn = await connect(dsn, settings)
+        try:
+            if settings.embedded:
+                await apply_schema(conn)
+            return await check_queries(conn, declarations)
+        finally:
+            await conn.close()
+
+    return _run(work)
+
+
+def _check_dsn(settings: Settings) -> str:
+    """`_dsn` without `bootstrap`, which imports the query modules `check` reports on."""
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    from api.backend.embedded import start_embedded
+
+    typer.echo(f"Using the embedded PostgreSQL in {settings.data_dir}", err=True)
+    try:
+        return start_embedded(settings.data_dir)
+    except EmbeddedServerError as exc:
+        _fail(str(exc))
 
 
 def main() -> None:

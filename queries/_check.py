@@ -1,0 +1,388 @@
+"""Check every declaration against a live database: each statement prepares, and its columns and
+parameters fit the declared row model and types. Used by `api-admin check` and at start-up.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import re
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Literal, TypeAlias
+
+import asyncpg
+from asyncpg.prepared_stmt import PreparedStatement
+from asyncpg.types import Attribute, Type
+from pydantic import BaseModel
+
+import queries
+
+from ._compose import Listing
+from ._declare import SQL_ROOT, Connection, Exec, Many, One, Query, QueryDeclarationError, SqlDir
+from ._declare import Value as ValueQuery
+from ._plan import Source, nullable_outputs
+from ._typefit import cast_for, fits, type_name, unwrap
+
+Severity: TypeAlias = Literal["error", "warning"]
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    """One problem: the file (`queries/sql/<service>/<name>.sql`), the row field or `:param`."""
+
+    file: str
+    field: str | None
+    severity: Severity
+    message: str
+    hint: str | None = None
+
+    def __str__(self) -> str:
+        """`file: field 'title': error: message`, and the hint on an indented line."""
+        where = self.file
+        if self.field and self.field.startswith(":"):
+            where += f": parameter {self.field}"
+        elif self.field:
+            where += f": field {self.field!r}"
+        line = f"{where}: {self.severity}: {self.message}"
+        return line + (f"\n    hint: {self.hint}" if self.hint else "")
+
+
+@dataclass(frozen=True, slots=True)
+class ListingBase:
+    """A `Listing`'s base statement: the columns it must return, and their row model if known."""
+
+    query: Query
+    columns: tuple[str, ...]
+    row: type[BaseModel] | None
+
+
+Declaration: TypeAlias = Query | ListingBase
+
+
+@dataclass(frozen=True, slots=True)
+class Catalog:
+    """Every declaration of the query modules that load; the problems of those that do not."""
+
+    declarations: tuple[Declaration, ...]
+    problems: tuple[Finding, ...]
+
+
+# --- collecting the declarations ------------------------------------------------------------
+
+
+def collect_declarations() -> Catalog:
+    """Import every public module of `queries`; a module that fails its declarations is reported."""
+    declarations: list[Declaration] = []
+    problems: list[Finding] = []
+    for info in pkgutil.iter_modules(queries.__path__):
+        if info.name.startswith("_"):
+            continue
+        try:
+            module = importlib.import_module(f"queries.{info.name}")
+        except QueryDeclarationError as exc:
+            problems.extend(_declaration_problem(problem) for problem in exc.problems)
+            continue
+        sql_dir = getattr(module, "SQL", None)
+        if not isinstance(sql_dir, SqlDir):
+            problems.append(
+                Finding(f"queries/{info.name}.py", None, "error", "no SqlDir named SQL")
+            )
+            continue
+        declarations.extend(_module_declarations(module, sql_dir))
+    return Catalog(tuple(declarations), tuple(problems))
+
+
+def _module_declarations(module: ModuleType, sql_dir: SqlDir) -> Iterator[Declaration]:
+    listings = [v for v in vars(module).values() if isinstance(v, Listing)]
+    for query in sql_dir.declared.values():
+        listing = next((v for v in listings if v.base.sql == query.sql), None)
+        if type(query) is Query and listing is not None:
+            yield ListingBase(query, listing.columns, _row_model(module, listing.columns))
+        else:
+            yield query
+
+
+def _row_model(module: ModuleType, columns: Sequence[str]) -> type[BaseModel] | None:
+    """The module's own model whose fields are exactly the listing's columns, if one is."""
+    models = [
+        v
+        for v in vars(module).values()
+        if isinstance(v, type)
+        and issubclass(v, BaseModel)
+        and v.__module__ == module.__name__
+        and set(_expected_names(v)) == set(columns)
+    ]
+    return models[0] if len(models) == 1 else None
+
+
+_PROBLEM = re.compile(
+    r"(?P<file>[^:]+?\.sql)(?::(?P<line>\d+):(?P<column>\d+))?: (?P<text>.*)", re.S
+)
+
+
+def _declaration_problem(problem: str) -> Finding:
+    """A `QueryDeclarationError` line, e.g. `sql/movies/x.sql:3:5: ...`, as a finding."""
+    match = _PROBLEM.fullmatch(problem)
+    if match is None:
+        return Finding("queries", None, "error", problem)
+    # Declarations name files relative to the `queries` package; findings from its parent.
+    file = f"{SQL_ROOT.parent.name}/{match['file']}"
+    text = match["text"]
+    if match["line"]:
+        text += f" (line {match['line']}, column {match['column']})"
+    return Finding(file, None, "error", text)
+
+
+def display_path(path: Path) -> str:
+    """`queries/sql/<service>/<name>.sql`: the package, `sql`, the service and the file."""
+    return Path(*path.parts[-4:]).as_posix()
+
+
+def declaration_file(declaration: Declaration) -> str:
+    """The file a declaration reads, as findings name it."""
+    query = declaration.query if isinstance(declaration, ListingBase) else declaration
+    return display_path(query.path)
+
+
+# --- the check ------------------------------------------------------------------------------
+
+
+async def check_queries(conn: Connection, declarations: Iterable[Declaration]) -> list[Finding]:
+    """Prepare every statement in one transaction, rolled back; return every problem found."""
+    declared = list(declarations)
+    findings: list[Finding] = []
+    transaction = conn.transaction()
+    await transaction.start()
+    try:
+        await _create_temporary_tables(conn, declared)
+        for declaration in declared:
+            findings.extend(await _check(conn, declaration))
+    finally:
+        await transaction.rollback()
+    return findings
+
+
+_CREATE_TEMP = re.compile(r"CREATE\s+(?:(?:GLOBAL|LOCAL)\s+)?TEMP(?:ORARY)?\s+TABLE\b", re.I)
+_LEADING_COMMENTS = re.compile(r"(?:\s+|--[^\n]*\n?|/\*.*?\*/)*", re.S)
+
+
+async def _create_temporary_tables(conn: Connection, declared: Sequence[Declaration]) -> None:
+    """Run the statements that create temporary tables: others read them (a bulk load's staging)."""
+    for query in declared:
+        start = _LEADING_COMMENTS.match(query.sql) if isinstance(query, Exec) else None
+        if isinstance(query, Exec) and start and _CREATE_TEMP.match(query.sql, start.end()):
+            try:
+                async with conn.transaction():
+                    await conn.execute(query.sql)
+            except asyncpg.PostgresError:
+                pass  # the statement's own check reports why it fails
+
+
+async def _check(conn: Connection, declaration: Declaration) -> list[Finding]:
+    query = declaration.query if isinstance(declaration, ListingBase) else declaration
+    file = declaration_file(declaration)
+    expected = _expected(declaration)
+    try:
+        async with conn.transaction():
+            # Named, so that EXPLAIN EXECUTE can plan it (an unnamed one cannot be).
+            statement = await conn.prepare(query.sql, name=f"myapi_check_{uuid.uuid4().hex}")
+    except asyncpg.PostgresError as exc:
+        return [_prepare_failure(file, query, exc, expected or {})]
+    findings = _check_parameters(file, query, statement.get_parameters())
+    attributes = statement.get_attributes()
+    if isinstance(query, ValueQuery):
+        return findings + _check_value(file, query, attributes)
+    if expected is None:
+        return findings
+    findings += _check_columns(file, declaration, expected, attributes)
+    return findings + await _check_nullability(conn, file, statement, expected)
+
+
+@dataclass(frozen=True, slots=True)
+class _Field:
+    annotation: Any  # None: not known (a listing without a row model)
+    required: bool
+
+
+def _expected(declaration: Declaration) -> dict[str, _Field] | None:
+    """The columns a row declaration needs, by name; None for statements without rows."""
+    if isinstance(declaration, ListingBase):
+        fields = _expected_names(declaration.row) if declaration.row else {}
+        return {c: fields.get(c, _Field(None, True)) for c in declaration.columns}
+    if isinstance(declaration, One | Many):
+        return _expected_names(declaration.row)
+    return None
+
+
+def _expected_names(model: type[BaseModel]) -> dict[str, _Field]:
+    """Each field under the key a record must have (its alias if it has one)."""
+    found: dict[str, _Field] = {}
+    for name, info in model.model_fields.items():
+        key = info.validation_alias if isinstance(info.validation_alias, str) else info.alias
+        found[key or name] = _Field(info.annotation, info.is_required())
+    return found
+
+
+def _model_name(declaration: Declaration) -> str:
+    row = declaration.row if isinstance(declaration, ListingBase | One | Many) else None
+    return row.__name__ if row else "the listing's columns"
+
+
+def _check_columns(
+    file: str, declaration: Declaration, expected: Mapping[str, _Field], got: Sequence[Attribute]
+) -> list[Finding]:
+    model = _model_name(declaration)
+    names = [a.name for a in got]
+    findings = [
+        Finding(file, n, "error", f"column {n!r} appears more than once in the result")
+        for n in sorted({n for n in names if names.count(n) > 1})
+    ]
+    findings += _missing_columns(file, expected, names)
+    for attr in got:
+        spec = expected.get(attr.name)
+        if spec is None:
+            message = f"column {attr.name!r} is not a field of {model}"
+            hint = f"remove it from the select list, or add the field to {model}"
+            findings.append(Finding(file, attr.name, "error", message, hint))
+        elif spec.annotation is not None and not fits(attr.type, spec.annotation, into_py=True):
+            message = (
+                f"column {attr.name!r} is {attr.type.name}, which does not fit "
+                f"the field's type {type_name(spec.annotation)}"
+            )
+            hint = "cast the column in the statement, or change the field's type"
+            findings.append(Finding(file, attr.name, "error", message, hint))
+    return findings
+
+
+def _missing_columns(
+    file: str, expected: Mapping[str, _Field], names: Sequence[str]
+) -> list[Finding]:
+    findings: list[Finding] = []
+    returned = ", ".join(names) or "nothing"
+    for name in (n for n in expected if n not in names):
+        # A field with a default survives a missing column; the row is still not what it says.
+        severity: Severity = "error" if expected[name].required else "warning"
+        message = f"the statement returns no column {name!r} (it returns: {returned})"
+        hint = f"select a column named {name!r}, or alias one: `... AS {name}`"
+        findings.append(Finding(file, name, severity, message, hint))
+    return findings
+
+
+def _check_value(file: str, query: ValueQuery[Any], got: Sequence[Attribute]) -> list[Finding]:
+    if len(got) != 1:
+        message = f"a value query returns one column; this statement returns {len(got)}"
+        return [Finding(file, None, "error", message)]
+    if fits(got[0].type, query.kind, into_py=True):
+        return []
+    message = (
+        f"the value (column {got[0].name!r}) is {got[0].type.name}, "
+        f"which does not fit the declared kind {type_name(query.kind)}"
+    )
+    return [Finding(file, None, "error", message, "cast it in the statement, or change `kind`")]
+
+
+def _check_parameters(file: str, query: Query, types: Sequence[Type]) -> list[Finding]:
+    findings: list[Finding] = []
+    for name, pg_type in zip(query.order, types, strict=False):
+        declared = query.params.get(name)
+        if pg_type.name == "unknown":
+            message = f"PostgreSQL cannot tell the type of parameter :{name}"
+            findings.append(Finding(file, f":{name}", "error", message, _cast_hint(query, name)))
+        elif declared is not None and not fits(pg_type, declared, into_py=False):
+            message = (
+                f"parameter :{name} is declared {type_name(declared)} but PostgreSQL "
+                f"expects {pg_type.name}"
+            )
+            hint = "change the declared type, or cast the parameter in the statement"
+            findings.append(Finding(file, f":{name}", "warning", message, hint))
+    return findings
+
+
+def _cast_hint(query: Query, name: str) -> str:
+    return f"add a cast, e.g. :{name}::{cast_for(query.params.get(name))}"
+
+
+async def _check_nullability(
+    conn: Connection, file: str, statement: PreparedStatement, expected: Mapping[str, _Field]
+) -> list[Finding]:
+    """Warn where a column that can be NULL feeds a field that cannot hold None."""
+    findings: list[Finding] = []
+    sources = await nullable_outputs(conn, statement)
+    for attr, source in zip(statement.get_attributes(), sources, strict=False):
+        spec = expected.get(attr.name)
+        if source and spec and spec.annotation is not None and not unwrap(spec.annotation)[1]:
+            findings.append(_nullable_finding(file, attr.name, spec, source))
+    return findings
+
+
+def _nullable_finding(file: str, name: str, spec: _Field, source: Source) -> Finding:
+    column = f"{source.schema}.{source.table}.{source.column}"
+    why = "is on the nullable side of an outer join" if source.outer else "can be NULL"
+    plain = type_name(unwrap(spec.annotation)[0])
+    message = f"column {name!r} comes from {column}, which {why}, but the field is {plain}"
+    hint = f"make the field `{plain} | None`, COALESCE the column, or make it NOT NULL"
+    return Finding(file, name, "warning", message, hint)
+
+
+# --- a statement that does not prepare --------------------------------------------------------
+
+_PARAM_NUMBER = re.compile(r"\$([0-9]+)")
+_MISSING_COLUMN = re.compile(r'column (?:"?[^" ]+"?\.)?"?([^" .]+)"? does not exist')
+
+
+def _prepare_failure(
+    file: str, query: Query, exc: asyncpg.PostgresError, expected: Mapping[str, _Field]
+) -> Finding:
+    """PostgreSQL's message (first line), `$n` named back to `:name`, located in the file."""
+    message = _named((exc.message or type(exc).__name__).splitlines()[0], query.order)
+    hint = _named(exc.hint, query.order) if exc.hint else None
+    field = None
+    # `:p IS NULL` alone is indeterminate; `:p IS NULL OR col = :p` is "ambiguous".
+    if isinstance(exc, asyncpg.IndeterminateDatatypeError | asyncpg.AmbiguousParameterError):
+        number = _PARAM_NUMBER.search(exc.message or "")
+        if number and int(number[1]) <= len(query.order):
+            name = query.order[int(number[1]) - 1]
+            field, hint = f":{name}", _cast_hint(query, name)
+    elif isinstance(exc, asyncpg.UndefinedColumnError):
+        column = _MISSING_COLUMN.search(message)
+        field = column[1] if column and column[1] in expected else None
+    if exc.position and exc.position.isdigit():
+        line, col = _locate(query, int(exc.position))
+        message += f" (line {line}, column {col})"
+    return Finding(file, field, "error", message, hint)
+
+
+def _named(text: str, order: Sequence[str]) -> str:
+    def name(match: re.Match[str]) -> str:
+        n = int(match[1])
+        return f":{order[n - 1]}" if 0 < n <= len(order) else match[0]
+
+    return _PARAM_NUMBER.sub(name, text)
+
+
+_FILE_PARAM = re.compile(r":'?[A-Za-z_][A-Za-z0-9_]*'?")
+
+
+def _locate(query: Query, position: int) -> tuple[int, int]:
+    """Line and column in the file of a 1-based position in the statement sent.
+
+    The statement is the file with each `:name` replaced by `$n`, so the two are walked
+    side by side, skipping one parameter in each at the same time.
+    """
+    try:
+        text = query.path.read_text(encoding="utf-8")
+    except OSError:
+        text = query.sql
+    sql, i, j = query.sql, 0, 0
+    while i < position - 1 and i < len(sql) and j < len(text):
+        param = _PARAM_NUMBER.match(sql, i) if sql[i] == "$" else None
+        named = _FILE_PARAM.match(text, j) if param else None
+        if param and named:
+            i, j = param.end(), named.end()
+        else:
+            i, j = i + 1, j + 1
+    return text.count("\n", 0, j) + 1, j - text.rfind("\n", 0, j)

@@ -1,0 +1,348 @@
+"""The live check: the project's SQL passes it; each kind of breakage is reported precisely,
+by `api-admin check` and by the service refusing to start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import asyncpg
+import pytest
+from pydantic import BaseModel
+
+from api.backend.config import Settings
+from api.main import create_app
+from queries._check import Declaration, Finding, ListingBase, check_queries, collect_declarations
+from queries._declare import SqlDir
+from queries.movies import MovieRow
+
+ROOT = Path(__file__).resolve().parents[2]
+ADMIN = Path(sys.executable).parent / "api-admin"
+
+
+async def _check(dsn: str, declarations: Sequence[Declaration]) -> list[Finding]:
+    conn = await asyncpg.connect(dsn)
+    try:
+        return await check_queries(conn, declarations)
+    finally:
+        await conn.close()
+
+
+# --- the project as it stands -------------------------------------------------------------
+
+
+async def test_the_project_passes_with_no_findings(database: str) -> None:
+    catalog = collect_declarations()
+    assert catalog.problems == ()
+    # The listing base is checked against MovieRow, not just prepared.
+    listings = [d for d in catalog.declarations if isinstance(d, ListingBase)]
+    assert [(d.query.name, d.row) for d in listings] == [("list_movies", MovieRow)]
+    assert await _check(database, catalog.declarations) == []
+
+
+# --- a deliberately broken copy -----------------------------------------------------------
+
+
+class Titled(BaseModel):
+    movie_id: int
+    title: str
+
+
+class Counted(BaseModel):
+    n: int
+
+
+class Labelled(BaseModel):
+    label: str
+
+
+class Budgeted(BaseModel):
+    budget: int
+
+
+class Addressed(BaseModel):
+    title: str
+    email: str
+
+
+BROKEN_FILES = {
+    "renamed_column": "-- title renamed\nSELECT movie_id, title AS name FROM myapi.movies",
+    "extra_column": "SELECT movie_id, title, votes FROM myapi.movies",
+    "text_into_int": "SELECT title AS n FROM myapi.movies",
+    "numeric_into_str": "SELECT rating AS label FROM myapi.movies",
+    "nullable_into_int": "SELECT budget FROM myapi.movies",
+    "outer_join": (
+        "SELECT m.title, u.email\n  FROM myapi.movies AS m\n"
+        "  LEFT JOIN myapi.users AS u ON u.user_id = m.movie_id"
+    ),
+    "untyped_param": "SELECT movie_id, title FROM myapi.movies WHERE :since IS NULL",
+    "ambiguous_param": (
+        "SELECT movie_id, title FROM myapi.movies\n WHERE :since IS NULL OR released >= :since"
+    ),
+    "syntax_error": (
+        "-- A syntax error after a parameter on the same line.\n"
+        "SELECT movie_id, title\n  FROM myapi.movies\n"
+        " WHERE movie_id = :movie_id AND AND votes > 0"
+    ),
+    "missing_table": "SELECT movie_id, title\n  FROM myapi.films",
+    "misspelt_column": "SELECT movie_id, tittle FROM myapi.movies",
+    "wrong_param_type": "SELECT movie_id, title FROM myapi.movies WHERE movie_id = :movie_id",
+    "count_wrong_kind": "SELECT avg(rating) FROM myapi.movies",
+    "listing_base": "SELECT movie_id FROM myapi.movies",
+    "create_scratch": "CREATE TEMPORARY TABLE scratch (n integer NOT NULL) ON COMMIT DROP",
+    "read_scratch": "SELECT n FROM scratch",
+}
+
+
+def _broken(tmp_path: Path) -> list[Declaration]:
+    root = tmp_path / "queries" / "sql"
+    (root / "broken").mkdir(parents=True)
+    for name, text in BROKEN_FILES.items():
+        (root / "broken" / f"{name}.sql").write_text(text + ";\n")
+    sql = SqlDir("broken", root=root)
+    sql.many("renamed_column", row=Titled, params={})
+    sql.many("extra_column", row=Titled, params={})
+    sql.many("text_into_int", row=Counted, params={})
+    sql.many("numeric_into_str", row=Labelled, params={})
+    sql.many("nullable_into_int", row=Budgeted, params={})
+    sql.many("outer_join", row=Addressed, params={})
+    sql.many("untyped_param", row=Titled, params={"since": int})
+    sql.many("ambiguous_param", row=Titled, params={"since": int})
+    sql.one("syntax_error", row=Titled, params={"movie_id": int})
+    sql.many("missing_table", row=Titled, params={})
+    sql.many("misspelt_column", row=Titled, params={})
+    sql.one("wrong_param_type", row=Titled, params={"movie_id": str})
+    sql.value("count_wrong_kind", kind=int, params={})
+    sql.scanned("listing_base", params={})
+    sql.exec("create_scratch", params={})
+    sql.many("read_scratch", row=Counted, params={})
+    sql.verify()
+    listing = ListingBase(sql.declared["listing_base"], ("movie_id", "title"), None)
+    return [listing if q.name == "listing_base" else q for q in sql.declared.values()]
+
+
+def _file(name: str) -> str:
+    return f"queries/sql/broken/{name}.sql"
+
+
+# (file, field, severity, a fragment of the message, a fragment of the hint or None)
+EXPECTED = [
+    (
+        "renamed_column",
+        "title",
+        "error",
+        "the statement returns no column 'title' (it returns: movie_id, name)",
+        "alias one: `... AS title`",
+    ),
+    ("renamed_column", "name", "error", "column 'name' is not a field of Titled", "remove it"),
+    ("extra_column", "votes", "error", "column 'votes' is not a field of Titled", "remove it"),
+    (
+        "text_into_int",
+        "n",
+        "error",
+        "column 'n' is text, which does not fit the field's type int",
+        "cast the column",
+    ),
+    (
+        "numeric_into_str",
+        "label",
+        "error",
+        "column 'label' is numeric, which does not fit the field's type str",
+        "cast the column",
+    ),
+    (
+        "nullable_into_int",
+        "budget",
+        "warning",
+        "column 'budget' comes from myapi.movies.budget, which can be NULL, but the field is int",
+        "make the field `int | None`",
+    ),
+    (
+        "outer_join",
+        "email",
+        "warning",
+        "column 'email' comes from myapi.users.email, which is on the nullable side of an outer",
+        "make the field `str | None`",
+    ),
+    (
+        "untyped_param",
+        ":since",
+        "error",
+        "could not determine data type of parameter :since",
+        "add a cast, e.g. :since::integer",
+    ),
+    (
+        "ambiguous_param",
+        ":since",
+        "error",
+        "could not determine data type of parameter :since (line 2, column 8)",
+        "add a cast, e.g. :since::integer",
+    ),
+    # The file says `:movie_id` where the statement sent says `$1`: the column is the file's.
+    ("syntax_error", None, "error", 'syntax error at or near "AND" (line 4, column 33)', None),
+    (
+        "missing_table",
+        None,
+        "error",
+        'relation "myapi.films" does not exist (line 2, column 8)',
+        None,
+    ),
+    (
+        "misspelt_column",
+        None,
+        "error",
+        'column "tittle" does not exist (line 1, column 18)',
+        'Perhaps you meant to reference the column "movies.title"',
+    ),
+    (
+        "wrong_param_type",
+        ":movie_id",
+        "warning",
+        "parameter :movie_id is declared str but PostgreSQL expects int4",
+        "change the declared type",
+    ),
+    (
+        "count_wrong_kind",
+        None,
+        "error",
+        "the value (column 'avg') is numeric, which does not fit the declared kind int",
+        "change `kind`",
+    ),
+    (
+        "listing_base",
+        "title",
+        "error",
+        "the statement returns no column 'title' (it returns: movie_id)",
+        "AS title",
+    ),
+]
+
+
+async def test_a_broken_copy_reports_every_problem_precisely(database: str, tmp_path: Path) -> None:
+    findings = await _check(database, _broken(tmp_path))
+    assert [(f.file, f.field, f.severity) for f in findings] == [
+        (_file(name), field, severity) for name, field, severity, _, _ in EXPECTED
+    ]
+    for finding, (_, _, _, message, hint) in zip(findings, EXPECTED, strict=True):
+        assert message in finding.message, finding
+        if hint is None:
+            assert finding.hint is None, finding
+        else:
+            assert hint in (finding.hint or ""), finding
+
+
+async def test_the_check_leaves_nothing_behind(database: str, tmp_path: Path) -> None:
+    conn = await asyncpg.connect(database)
+    try:
+        await check_queries(conn, _broken(tmp_path))
+        # Rolled back and closed: no temporary table, no open transaction, the default
+        # plan cache mode, none of its prepared statements.
+        assert not conn.is_in_transaction()
+        assert await conn.fetchval("SELECT to_regclass('pg_temp.scratch')") is None
+        assert await conn.fetchval("SHOW plan_cache_mode") == "auto"
+        named = "SELECT count(*) FROM pg_prepared_statements WHERE name LIKE 'myapi_check%'"
+        assert await conn.fetchval(named) == 0
+    finally:
+        await conn.close()
+
+
+# --- api-admin check ----------------------------------------------------------------------
+
+
+def _admin(
+    tmp_path: Path, dsn: str, *args: str, project: Path | None = None
+) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "LC_ALL", "TMPDIR")}
+    env |= {
+        "DATABASE_URL": dsn,
+        "JWT_SECRET": "c" * 40,
+        "API_DATA_DIR": str(tmp_path / "data"),
+        "HOME": str(tmp_path),
+        "NO_COLOR": "1",
+    }
+    if project is None:
+        command = [str(ADMIN), *args]
+    else:
+        # The same command run from a copy of the project, which comes first on the path.
+        env["PYTHONPATH"] = str(project)
+        command = [sys.executable, "-c", "from api.cli import main; main()", *args]
+    return subprocess.run(
+        command, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120, check=False
+    )
+
+
+def test_check_passes_on_the_project(database: str, tmp_path: Path) -> None:
+    done = _admin(tmp_path, database, "check")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.startswith("0 errors, 0 warnings in ")
+    assert done.stdout.count("\n") == 1
+
+
+def test_check_json_is_one_document(database: str, tmp_path: Path) -> None:
+    done = _admin(tmp_path, database, "check", "--json")
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] is True
+    assert report["findings"] == []
+    assert report["checked"] == len(collect_declarations().declarations)
+
+
+async def _rename_title(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("ALTER TABLE myapi.movies RENAME COLUMN title TO name")
+    finally:
+        await conn.close()
+
+
+async def test_a_renamed_column_fails_the_check_and_the_start_up(
+    database: str, settings: Settings, tmp_path: Path
+) -> None:
+    await _rename_title(database)
+
+    done = _admin(tmp_path, database, "check")
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert (
+        "queries/sql/movies/get_movie.sql: field 'title': error: "
+        'column "title" does not exist (line 3, column 18)'
+    ) in done.stdout.splitlines()
+    as_json = json.loads(_admin(tmp_path, database, "check", "--json").stdout)
+    assert as_json["ok"] is False
+    assert any(
+        (f["file"], f["field"], f["severity"])
+        == ("queries/sql/movies/get_movie.sql", "title", "error")
+        for f in as_json["findings"]
+    )
+
+    app = create_app(settings)
+    with pytest.raises(RuntimeError, match=r"queries/sql/movies/get_movie\.sql: field 'title'"):
+        async with app.router.lifespan_context(app):
+            pass
+
+
+def test_a_declaration_problem_is_reported_not_raised(database: str, tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    ignore = shutil.ignore_patterns("__pycache__", "data")
+    for package in ("api", "queries"):
+        shutil.copytree(ROOT / package, project / package, ignore=ignore)
+    shutil.copy(ROOT / "schema.sql", project / "schema.sql")
+    get_movie = project / "queries" / "sql" / "movies" / "get_movie.sql"
+    get_movie.write_text(get_movie.read_text().rstrip().rstrip(";") + " AND votes > :min_votes;\n")
+
+    done = _admin(tmp_path, database, "check", project=project)
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    lines = done.stdout.splitlines()
+    assert lines[0] == (
+        "queries/sql/movies/get_movie.sql: error: "
+        "parameters used in the file but not declared: :min_votes"
+    )
+    # The modules that load were still checked against the database, and passed.
+    assert lines[1:] == [lines[-1]]
+    assert lines[-1].startswith("1 error, 0 warnings in ")
