@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -14,10 +15,11 @@ from api import bootstrap
 from api.backend.config import Settings, get_settings
 from api.backend.database import Database, create_pool
 from api.backend.signing import signing_secret
-from api.exc import install_handlers
+from api.exc import DatabaseUnavailable, install_handlers
 from api.routers import auth, health, movies, users
 from api.routers._deps import Runtime
 from api.services.auth import Dummy
+from queries._check import check_queries, collect_declarations
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +27,31 @@ DESCRIPTION = """
 Real IMDb movie data (58,788 films, the ggplot2movies snapshot) behind an OAuth2-protected
 REST API. Log in with **Authorize** (your e-mail as the username), then try the endpoints.
 """
+
+
+async def _check_sql(db: Database) -> None:
+    """Refuse to start when a statement does not fit its declaration; log the warnings."""
+    catalog = collect_declarations()
+    started = time.perf_counter()
+    try:
+        async with db.connection() as conn:
+            findings = [*catalog.problems, *await check_queries(conn, catalog.declarations)]
+    except DatabaseUnavailable:
+        # The service starts without its database and answers 503 until it is back.
+        logger.warning("SQL not checked at start-up: the database is not reachable")
+        return
+    elapsed = (time.perf_counter() - started) * 1000
+    logger.info("checked %d statements in %.0f ms", len(catalog.declarations), elapsed)
+    for finding in findings:
+        log = logger.error if finding.severity == "error" else logger.warning
+        log("%s", finding)
+    errors = [str(f) for f in findings if f.severity == "error"]
+    if errors:
+        # Broken SQL fails on every request that reaches it: better no traffic at all.
+        raise RuntimeError(
+            "the SQL does not fit its declarations (api-admin check lists the same):\n"
+            + "\n".join(errors)
+        )
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
@@ -40,10 +67,14 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await bootstrap.prepare_database(dsn, cfg, seed=cfg.seed_on_start)
         else:
             dsn = bootstrap.resolve_dsn(cfg)
+            if cfg.apply_schema_on_start:
+                # `serve --reload`: a DBA's edit of schema.sql takes effect on save.
+                await bootstrap.prepare_database(dsn, cfg, seed=False)
         db = Database(await create_pool(dsn, cfg), acquire_timeout=cfg.pool_acquire_timeout)
-        dummy = await asyncio.to_thread(Dummy.for_rounds, cfg.bcrypt_rounds)
-        app.state.runtime = Runtime(settings=cfg, db=db, secret=secret, dummy=dummy)
         try:
+            await _check_sql(db)
+            dummy = await asyncio.to_thread(Dummy.for_rounds, cfg.bcrypt_rounds)
+            app.state.runtime = Runtime(settings=cfg, db=db, secret=secret, dummy=dummy)
             yield
         finally:
             await db.close()

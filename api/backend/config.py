@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     # Load the bundled IMDb movies into an empty movies table on start.
     # Unset: only on the embedded database.
     load_sample_data: bool | None = None
+    # Apply schema.sql whenever a worker starts (set by `serve --reload`).
+    apply_schema_on_start: bool = False
 
     pool_min_size: Annotated[int, Field(ge=0, le=100)] = 2
     pool_max_size: Annotated[int, Field(ge=1, le=500)] = 10
