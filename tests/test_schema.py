@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import asyncpg
 import pytest
 
-from api.backend.database import apply_schema, schema_path
+from api.backend.database import SchemaError, apply_schema, schema_path
 
 SNAPSHOT = "SELECT md5(string_agg(m::text, '|' ORDER BY movie_id)) FROM myapi.movies m"
 
@@ -92,3 +93,17 @@ async def test_email_is_unique_regardless_of_case(conn: asyncpg.Connection) -> N
 def test_schema_file_is_the_repository_one() -> None:
     assert schema_path().name == "schema.sql"
     assert "CREATE TABLE IF NOT EXISTS myapi.movies" in schema_path().read_text()
+
+
+async def test_an_error_in_schema_sql_names_its_line_and_column(
+    conn: asyncpg.Connection, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    broken = tmp_path / "schema.sql"
+    broken.write_text(
+        "CREATE SCHEMA IF NOT EXISTS myapi;\n"
+        "CREATE INDEX IF NOT EXISTS x\n"
+        "    ONN myapi.movies (title);\n"
+    )
+    monkeypatch.setattr("api.backend.database.schema_path", lambda: broken)
+    with pytest.raises(SchemaError, match=r'^schema\.sql:3:5: syntax error at or near "ONN"$'):
+        await apply_schema(conn)

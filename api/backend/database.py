@@ -18,6 +18,7 @@ import queries.admin
 from api.exc import DatabaseUnavailable
 
 from .config import Settings
+from .signing import ConfigError
 
 logger = logging.getLogger(__name__)
 
@@ -106,12 +107,31 @@ def schema_path() -> Path:
     raise FileNotFoundError("schema.sql not found next to the queries package")
 
 
+class SchemaError(ConfigError):
+    """schema.sql does not apply; the message says where, as `schema.sql:line:column`."""
+
+
 async def apply_schema(conn: asyncpg.Connection) -> None:
     """Run schema.sql (idempotent) in one transaction, serialised across processes."""
-    ddl = schema_path().read_text(encoding="utf-8")
-    async with conn.transaction():
-        # Two processes starting at once must not race on CREATE ... IF NOT EXISTS,
-        # which is not concurrency-safe in PostgreSQL.
-        await queries.admin.lock(conn, name="myapi.schema")
-        await conn.execute(ddl)
+    path = schema_path()
+    ddl = path.read_text(encoding="utf-8")
+    try:
+        async with conn.transaction():
+            # Two processes starting at once must not race on CREATE ... IF NOT EXISTS,
+            # which is not concurrency-safe in PostgreSQL.
+            await queries.admin.lock(conn, name="myapi.schema")
+            await conn.execute(ddl)
+    except asyncpg.PostgresError as exc:
+        raise SchemaError(f"{path.name}{_where(ddl, exc)}: {exc}") from exc
     logger.info("schema applied")
+
+
+def _where(text: str, exc: asyncpg.PostgresError) -> str:
+    """`:line:column` of the error in `text`, when PostgreSQL says where it is."""
+    position = getattr(exc, "position", None)
+    if not position or not str(position).isdigit():
+        return ""
+    before = text[: int(position) - 1]
+    line = before.count("\n") + 1
+    column = len(before) - (before.rfind("\n") + 1) + 1
+    return f":{line}:{column}"
