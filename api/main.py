@@ -18,6 +18,7 @@ from api.backend.signing import signing_secret
 from api.exc import DatabaseUnavailable, install_handlers
 from api.routers import auth, health, movies, users
 from api.routers._deps import Runtime
+from api.services._cursor import cursor_key
 from api.services.auth import Dummy
 from queries._check import check_queries, collect_declarations
 
@@ -74,7 +75,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await _check_sql(db)
             dummy = await asyncio.to_thread(Dummy.for_rounds, cfg.bcrypt_rounds)
-            app.state.runtime = Runtime(settings=cfg, db=db, secret=secret, dummy=dummy)
+            app.state.runtime = Runtime(
+                settings=cfg, db=db, secret=secret, dummy=dummy, cursor_key=cursor_key(secret)
+            )
             yield
         finally:
             await db.close()

@@ -23,12 +23,15 @@ import asyncpg
 
 from api.backend.database import Database, apply_schema
 from api.services import movies
+from api.services._cursor import cursor_key, encode_cursor
 from api.services.movies import MovieFilters
 from queries._declare import Connection
 from queries.movies import list_movies
 
 SORTS = ("movie_id", "-rating", "title", "budget", "-released,title")
 PAGE = 20
+KEY = cursor_key("bench-keyset-" + "k" * 32)
+FILTERS = ("title", "released_from", "released_to", "min_rating")
 
 # Server-side generation: a million rows in seconds, deterministic, with the real
 # data's awkward bits (repeated titles, NULL budgets, a 10.0 rating now and then).
@@ -65,7 +68,8 @@ async def _last_cursor(conn: Connection, sort: str, rows: int) -> str:
     )
     # The composed statement ends in LIMIT $n; an OFFSET after it picks the one row.
     record = (await conn.fetch(sql + f" OFFSET ${len(args) + 1}", *args, rows - PAGE - 1))[0]
-    return movies.encode_cursor(keys, [record[k.column] for k in keys])
+    values = [record[k.column] for k in keys]
+    return encode_cursor(keys, values, key=KEY, context=dict.fromkeys(FILTERS))
 
 
 async def _time(work: Any, repeat: int) -> float:
@@ -83,7 +87,7 @@ async def _measure(db: Database, sort: str, rows: int, repeat: int) -> tuple[flo
 
     async def page(cursor: str | None) -> None:
         result = await movies.find_movies(
-            db, filters=MovieFilters(), sort=sort, limit=PAGE, cursor=cursor
+            db, filters=MovieFilters(), sort=sort, limit=PAGE, cursor=cursor, cursor_key=KEY
         )
         assert len(result.items) == PAGE  # noqa: S101 - a benchmark that checks itself
 

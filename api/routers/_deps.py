@@ -25,6 +25,7 @@ class Runtime:
     db: Database
     secret: str
     dummy: auth.Dummy
+    cursor_key: bytes
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -7,7 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query
 
-from api.routers._deps import DatabaseDep, ReadMovies, strict_query
+from api.routers._deps import DatabaseDep, ReadMovies, RuntimeDep, strict_query
 from api.schemas.movies import MovieOut, MoviesList, MoviesPage
 from api.schemas.problems import problem_responses
 from api.services import movies
@@ -28,6 +28,7 @@ NO_NUL = r"^[^\x00]*$"
 async def list_movies(
     _: ReadMovies,
     db: DatabaseDep,
+    runtime: RuntimeDep,
     title: Annotated[
         str | None,
         Query(
@@ -58,7 +59,9 @@ async def list_movies(
 ) -> MoviesPage:
     """Movies matching the filters, one keyset page at a time."""
     filters = MovieFilters(title, released_from, released_to, min_rating)
-    page = await movies.find_movies(db, filters=filters, sort=sort, limit=limit, cursor=cursor)
+    page = await movies.find_movies(
+        db, filters=filters, sort=sort, limit=limit, cursor=cursor, cursor_key=runtime.cursor_key
+    )
     return MoviesPage(items=page.items, next_cursor=page.next_cursor)
 
 

@@ -692,3 +692,40 @@ async def test_released_since_facts(shared_app: SharedApp) -> None:
     ).json()["items"]
     assert [m["released"] for m in first] == [2005, 2005]
     assert first[0]["rating"] >= first[1]["rating"]
+
+
+# Signed cursors: any edit, or carrying one over to other filters, is a 400.
+async def _first_cursor(client: httpx.AsyncClient, bearer: dict[str, str], **params: Any) -> str:
+    response = await client.get("/movies", params={"limit": 2, **params}, headers=bearer)
+    cursor = response.json()["next_cursor"]
+    assert isinstance(cursor, str)
+    return cursor
+
+
+async def test_cursor_with_edited_values_is_refused(
+    client: httpx.AsyncClient, bearer: dict[str, str]
+) -> None:
+    cursor = await _first_cursor(client, bearer, sort="-rating,title")
+    body, mac = cursor.split(".")
+    payload = json.loads(base64.urlsafe_b64decode(body + "=" * (-len(body) % 4)))
+    payload["v"] = ["5.0", "A", 1]
+    edited = base64.urlsafe_b64encode(json.dumps(payload).encode()).decode().rstrip("=")
+    response = await client.get(
+        "/movies", params={"sort": "-rating,title", "cursor": f"{edited}.{mac}"}, headers=bearer
+    )
+    problem = assert_problem(response, 400, "invalid_cursor")
+    assert "altered" in problem["detail"]
+
+
+async def test_cursor_is_tied_to_its_filters(
+    client: httpx.AsyncClient, bearer: dict[str, str]
+) -> None:
+    cursor = await _first_cursor(client, bearer, title="love")
+    same = await client.get(
+        "/movies", params={"title": "love", "limit": 2, "cursor": cursor}, headers=bearer
+    )
+    assert same.status_code == 200
+    other = await client.get(
+        "/movies", params={"title": "alice", "limit": 2, "cursor": cursor}, headers=bearer
+    )
+    assert_problem(other, 400, "invalid_cursor")
