@@ -28,7 +28,7 @@ from api.services.movies import MovieFilters
 from queries._declare import Connection
 from queries.movies import list_movies
 
-SORTS = ("movie_id", "-rating", "title", "budget", "-released,title")
+SORTS = ("movie_id", "-rating", "title", "budget", "-budget", "length_minutes", "-released,title")
 PAGE = 20
 KEY = cursor_key("bench-keyset-" + "k" * 32)
 FILTERS = ("title", "released_from", "released_to", "min_rating")
@@ -60,14 +60,12 @@ async def _prepare(conn: asyncpg.Connection, rows: int) -> None:
     print(f"generated {rows:,} rows in {time.perf_counter() - started:.1f} s")
 
 
-async def _last_cursor(conn: Connection, sort: str, rows: int) -> str:
-    """The cursor a client walking every page would hold before the last page."""
+async def _cursor_at(conn: Connection, sort: str, position: int) -> str:
+    """The cursor a client walking every page holds after `position` rows."""
     keys = list_movies.sort_keys(sort)
-    sql, args = list_movies.build(
-        base_args=[], filters={}, sort=keys, after=None, limit=rows - PAGE
-    )
+    sql, args = list_movies.build(base_args=[], filters={}, sort=keys, after=None, limit=position)
     # The composed statement ends in LIMIT $n; an OFFSET after it picks the one row.
-    record = (await conn.fetch(sql + f" OFFSET ${len(args) + 1}", *args, rows - PAGE - 1))[0]
+    record = (await conn.fetch(sql + f" OFFSET ${len(args) + 1}", *args, position - 1))[0]
     values = [record[k.column] for k in keys]
     return encode_cursor(keys, values, key=KEY, context=dict.fromkeys(FILTERS))
 
@@ -81,9 +79,11 @@ async def _time(work: Any, repeat: int) -> float:
     return statistics.median(samples) * 1000
 
 
-async def _measure(db: Database, sort: str, rows: int, repeat: int) -> tuple[float, float, float]:
+async def _measure(db: Database, sort: str, rows: int, repeat: int) -> list[float]:
+    """Median ms of the first, middle and last page, and of the last page by OFFSET."""
     async with db.connection() as conn:
-        cursor = await _last_cursor(conn, sort, rows)
+        middle = await _cursor_at(conn, sort, rows // 2)
+        last = await _cursor_at(conn, sort, rows - PAGE)
 
     async def page(cursor: str | None) -> None:
         result = await movies.find_movies(
@@ -99,10 +99,8 @@ async def _measure(db: Database, sort: str, rows: int, repeat: int) -> tuple[flo
         async with db.connection() as conn:
             await conn.fetch(offset_sql, *args, rows - PAGE)
 
-    first = await _time(lambda: page(None), repeat)
-    last = await _time(lambda: page(cursor), repeat)
-    offset = await _time(offset_page, max(3, repeat // 20))
-    return first, last, offset
+    timings = [await _time(lambda c=c: page(c), repeat) for c in (None, middle, last)]
+    return [*timings, await _time(offset_page, max(3, repeat // 20))]
 
 
 async def run(dsn: str, rows: int, repeat: int) -> None:
@@ -114,10 +112,12 @@ async def run(dsn: str, rows: int, repeat: int) -> None:
     db = Database(await asyncpg.create_pool(dsn, min_size=1, max_size=2))
     try:
         print(f"\nGET /movies pages of {PAGE} over {rows:,} rows (median of {repeat}, ms)")
-        print(f"{'sort':<18}{'first':>10}{'last':>10}{'last/first':>12}{'OFFSET last':>14}")
+        header = ("sort", "first", "middle", "last", "last/first", "OFFSET last")
+        print(f"{header[0]:<18}" + "".join(f"{h:>12}" for h in header[1:]))
         for sort in SORTS:
-            first, last, offset = await _measure(db, sort, rows, repeat)
-            print(f"{sort:<18}{first:>10.2f}{last:>10.2f}{last / first:>12.2f}{offset:>14.1f}")
+            first, middle, last, offset = await _measure(db, sort, rows, repeat)
+            cells = (first, middle, last, last / first, offset)
+            print(f"{sort:<18}" + "".join(f"{c:>12.2f}" for c in cells))
     finally:
         await db.close()
 

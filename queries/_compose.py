@@ -117,20 +117,33 @@ class Listing:
             return Parameter(f"${len(args)}")
 
         source = _Base(self.base.sql)
-        selected = (Field(c, table=source) for c in self.columns)
-        query = PostgreSQLQuery.from_(source).select(*selected)
-        for name, value in filters.items():
-            if value is not None:
-                query = query.where(self._criterion(source, name, value, bind))
-        if after is not None:
-            query = query.where(_after(source, sort, after, bind, self.nullable))
-        for k in sort:
-            query = query.orderby(
-                Field(k.column, table=source), order=Order.desc if k.descending else Order.asc
-            )
+        where = [
+            self._criterion(source, name, value, bind)
+            for name, value in filters.items()
+            if value is not None
+        ]
+        branches = [[]] if after is None else _after(source, sort, after, bind, self.nullable)
         # pypika types LIMIT as int, but renders any term: here a bound $n.
-        query = query.limit(bind(limit))  # type: ignore[arg-type]
-        return str(query.get_sql()), args
+        page: Any = bind(limit)
+        queries = [self._page(source, [*where, *extra], sort, page) for extra in branches]
+        if len(queries) == 1:
+            return str(queries[0].get_sql()), args
+        # Two index-ordered runs (e.g. the rest of the numbers, then the NULLs), each
+        # at most one page long; sorting those few rows is cheaper than a filtered scan.
+        union: Any = queries[0].union_all(queries[1])
+        for k in sort:
+            union = union.orderby(Field(k.column), order=_order(k))
+        return str(union.limit(page).get_sql()), args
+
+    def _page(self, source: _Base, where: list[Term], sort: Sequence[SortKey], page: Any) -> Any:
+        query = PostgreSQLQuery.from_(source).select(
+            *(Field(c, table=source) for c in self.columns)
+        )
+        for criterion in where:
+            query = query.where(criterion)
+        for k in sort:
+            query = query.orderby(Field(k.column, table=source), order=_order(k))
+        return query.limit(page)
 
     def _criterion(self, source: _Base, name: str, value: Any, bind: Any) -> Criterion:
         spec = self.filters.get(name)
@@ -148,39 +161,83 @@ class Listing:
         return cast(Criterion, criterion)
 
 
+def _order(key: SortKey) -> Order:
+    return Order.desc if key.descending else Order.asc
+
+
 def _after(
     source: _Base,
     sort: Sequence[SortKey],
     after: Sequence[Any],
     bind: Any,
     nullable: frozenset[str],
-) -> Term:
-    """Rows strictly after `after` in `sort` order (keyset pagination)."""
+) -> list[list[Term]]:
+    """Conditions for the rows strictly after `after` in `sort` order: one list per run
+    of rows an index can produce in order (two when the run crosses into or out of NULLs)."""
     fields = [Field(k.column, table=source) for k in sort]
-    with_nulls = any(k.column in nullable for k in sort)
-    if len({k.descending for k in sort}) == 1 and not with_nulls:
-        # One direction, no NULLs: a row comparison, which an index on the same
-        # columns serves.
-        lhs, rhs = Tuple(*fields), Tuple(*(bind(v) for v in after))
-        return lhs < rhs if sort[0].descending else lhs > rhs
-    # Otherwise: (a beyond x) OR (a = x AND b beyond y) OR (a = x AND b = y AND c beyond z)
-    # where "= NULL" is IS NULL and "beyond" knows where NULLs sort.
+    first, column = sort[0], fields[0]
+    # One direction and no NULL after the first column: a row comparison, which an
+    # index on the same columns serves as a range (and which never matches NULL).
+    row_order = len({k.descending for k in sort}) == 1 and not any(
+        k.column in nullable for k in sort[1:]
+    )
+    if row_order and first.column not in nullable:
+        return [[_row_beyond(fields, [bind(v) for v in after], first.descending)]]
     params = [None if v is None else bind(v) for v in after]
+    value = params[0]
+    if first.column in nullable and not first.descending and value is not None:
+        # Ascending, NULLs last: the rest of the values, then every NULL.
+        if row_order:
+            rest = _row_beyond(fields, params, descending=False)
+        else:
+            rest = _disjuncts(fields, params, sort, nullable, column > value)
+        return [[column >= value, rest], [column.isnull()]]
+    if row_order and value is not None:
+        # Descending with NULLs first and a value: only values remain.
+        return [[_row_beyond(fields, params, descending=True)]]
+    if first.column in nullable and first.descending and value is None:
+        # Descending, NULLs first: the rest of the NULLs, then every value.
+        return [
+            [column.isnull(), _disjuncts(fields, params, sort, nullable, None)],
+            [column.notnull()],
+        ]
+    beyond = _beyond(column, value, first.descending, first.column in nullable)
+    # A bound on the first column alone, which an index on it can serve.
+    if value is None:
+        bound: Term = column.isnull()
+    else:
+        bound = column <= value if first.descending else column >= value
+    return [[bound, _disjuncts(fields, params, sort, nullable, beyond)]]
+
+
+def _row_beyond(fields: Sequence[Field], params: Sequence[Any], descending: bool) -> Term:
+    lhs, rhs = Tuple(*fields), Tuple(*params)
+    return cast(Term, lhs < rhs if descending else lhs > rhs)
+
+
+def _disjuncts(
+    fields: Sequence[Field],
+    params: Sequence[Any],
+    sort: Sequence[SortKey],
+    nullable: frozenset[str],
+    first_beyond: Term | None,
+) -> Term:
+    """(a beyond x) OR (a = x AND b beyond y) OR (a = x AND b = y AND c beyond z) ...
+    where "= NULL" is IS NULL and "beyond" knows where NULLs sort."""
     disjuncts: list[Term] = []
     for i, k in enumerate(sort):
-        step = _beyond(fields[i], params[i], k.descending, k.column in nullable)
+        step = (
+            first_beyond
+            if i == 0
+            else _beyond(fields[i], params[i], k.descending, k.column in nullable)
+        )
         if step is not None:
             equal = [
                 f.isnull() if p is None else f == p
                 for f, p in zip(fields[:i], params[:i], strict=True)
             ]
             disjuncts.append(Criterion.all([*equal, step]))
-    predicate = Criterion.any(disjuncts) if disjuncts else Criterion.any([_never()])
-    if sort[0].column not in nullable and params[0] is not None:
-        # A bound on the first column alone, which an index on it can serve.
-        first = fields[0] <= params[0] if sort[0].descending else fields[0] >= params[0]
-        predicate = first & predicate
-    return predicate
+    return Criterion.any(disjuncts) if disjuncts else _never()
 
 
 def _beyond(field: Field, param: Any, descending: bool, nullable: bool) -> Term | None:

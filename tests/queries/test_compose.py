@@ -97,30 +97,65 @@ def test_unknown_sort_fields_are_refused(spec: str, message: str) -> None:
         q.list_movies.sort_keys(spec)
 
 
+def _wheres(sql: str) -> list[str]:
+    """The WHERE clause of each branch of a composed page, in order."""
+    return [part.split(" ORDER BY ")[0] for part in sql.split(' "q" WHERE ')[1:]]
+
+
 @pytest.mark.parametrize(
-    ("spec", "after", "where"),
+    ("spec", "after", "wheres"),
     [
-        # Ascending, NULLs last: past a number come bigger numbers, then every NULL.
+        # Ascending, NULLs last: the rest of the numbers, then every NULL (two runs).
         (
             "budget",
             [100, 5],
-            '"q"."budget">$1 OR "q"."budget" IS NULL OR ("q"."budget"=$1 AND "q"."movie_id">$2)',
+            [
+                '"q"."budget">=$1 AND ("q"."budget","q"."movie_id")>($1,$2)',
+                '"q"."budget" IS NULL',
+            ],
         ),
         # Past a NULL, ascending: only NULLs with a bigger id.
-        ("budget", [None, 5], '"q"."budget" IS NULL AND "q"."movie_id">$1'),
-        # Descending, NULLs first: past a NULL come the other NULLs, then every number.
+        (
+            "budget",
+            [None, 5],
+            ['"q"."budget" IS NULL AND "q"."budget" IS NULL AND "q"."movie_id">$1'],
+        ),
+        # Descending, NULLs first: the rest of the NULLs, then every number (two runs).
         (
             "-budget",
             [None, 5],
-            'NOT "q"."budget" IS NULL OR ("q"."budget" IS NULL AND "q"."movie_id"<$1)',
+            [
+                '"q"."budget" IS NULL AND "q"."budget" IS NULL AND "q"."movie_id"<$1',
+                'NOT "q"."budget" IS NULL',
+            ],
         ),
-        ("-budget", [100, 5], '"q"."budget"<$1 OR ("q"."budget"=$1 AND "q"."movie_id"<$2)'),
+        (
+            "-budget",
+            [100, 5],
+            ['("q"."budget","q"."movie_id")<($1,$2)'],
+        ),
+        # Mixed directions after a nullable first column: the expanded predicate.
+        (
+            "length_minutes,-rating",
+            [90, Decimal("7.0"), 3],
+            [
+                '"q"."length_minutes">=$1 AND ("q"."length_minutes">$1 OR '
+                '("q"."length_minutes"=$1 AND "q"."rating"<$2) OR '
+                '("q"."length_minutes"=$1 AND "q"."rating"=$2 AND "q"."movie_id"<$3))',
+                '"q"."length_minutes" IS NULL',
+            ],
+        ),
     ],
 )
-def test_keyset_over_a_nullable_column(spec: str, after: list[object], where: str) -> None:
+def test_keyset_over_a_nullable_column(spec: str, after: list[object], wheres: list[str]) -> None:
     sql, args = _build(sort=q.list_movies.sort_keys(spec), after=after)
-    assert sql.split(' "q" WHERE ', 1)[1].split(" ORDER BY ")[0] == where
+    assert _wheres(sql) == wheres
     assert None not in args  # NULL is spelled IS NULL, never bound
+    if len(wheres) == 2:
+        # Two index-ordered runs of at most a page each, merged and cut to one page.
+        assert sql.startswith("(SELECT ")
+        assert ") UNION ALL (SELECT " in sql
+        assert sql.endswith(f"LIMIT ${len(args)}")
 
 
 def test_unknown_filter_is_refused() -> None:
