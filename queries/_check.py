@@ -4,156 +4,55 @@ parameters fit the declared row model and types. Used by `api-admin check` and a
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import re
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from pathlib import Path
-from types import ModuleType
-from typing import Any, Literal, TypeAlias
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
 
 import asyncpg
 from asyncpg.prepared_stmt import PreparedStatement
 from asyncpg.types import Attribute, Type
-from pydantic import BaseModel
 
-import queries
-
-from ._compose import Listing
-from ._declare import SQL_ROOT, Connection, Exec, Many, One, Query, QueryDeclarationError, SqlDir
+from ._catalog import (
+    Catalog,
+    Declaration,
+    Finding,
+    ListingBase,
+    RowField,
+    Severity,
+    collect_declarations,
+    declaration_file,
+    row_fields,
+)
+from ._declare import Connection, Exec, Many, One, Query
 from ._declare import Value as ValueQuery
 from ._plan import Source, nullable_outputs
+from ._sqlfile import SqlFileError, top_level_words
 from ._typefit import cast_for, fits, type_name, unwrap
 
-Severity: TypeAlias = Literal["error", "warning"]
+# Callers take the whole check from here: what it checks, and what it finds.
+__all__ = [
+    "Catalog",
+    "Declaration",
+    "Finding",
+    "ListingBase",
+    "check_queries",
+    "collect_declarations",
+    "declaration_file",
+]
 
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    """One problem: the file (`queries/sql/<service>/<name>.sql`), the row field or `:param`."""
-
-    file: str
-    field: str | None
-    severity: Severity
-    message: str
-    hint: str | None = None
-
-    def __str__(self) -> str:
-        """`file: field 'title': error: message`, and the hint on an indented line."""
-        where = self.file
-        if self.field and self.field.startswith(":"):
-            where += f": parameter {self.field}"
-        elif self.field:
-            where += f": field {self.field!r}"
-        line = f"{where}: {self.severity}: {self.message}"
-        return line + (f"\n    hint: {self.hint}" if self.hint else "")
-
-
-@dataclass(frozen=True, slots=True)
-class ListingBase:
-    """A `Listing`'s base statement: the columns it must return, and their row model if known."""
-
-    query: Query
-    columns: tuple[str, ...]
-    row: type[BaseModel] | None
-
-
-Declaration: TypeAlias = Query | ListingBase
-
-
-@dataclass(frozen=True, slots=True)
-class Catalog:
-    """Every declaration of the query modules that load; the problems of those that do not."""
-
-    declarations: tuple[Declaration, ...]
-    problems: tuple[Finding, ...]
-
-
-# --- collecting the declarations ------------------------------------------------------------
-
-
-def collect_declarations() -> Catalog:
-    """Import every public module of `queries`; a module that fails its declarations is reported."""
-    declarations: list[Declaration] = []
-    problems: list[Finding] = []
-    for info in pkgutil.iter_modules(queries.__path__):
-        if info.name.startswith("_"):
-            continue
-        try:
-            module = importlib.import_module(f"queries.{info.name}")
-        except QueryDeclarationError as exc:
-            problems.extend(_declaration_problem(problem) for problem in exc.problems)
-            continue
-        sql_dir = getattr(module, "SQL", None)
-        if not isinstance(sql_dir, SqlDir):
-            problems.append(
-                Finding(f"queries/{info.name}.py", None, "error", "no SqlDir named SQL")
-            )
-            continue
-        declarations.extend(_module_declarations(module, sql_dir))
-    return Catalog(tuple(declarations), tuple(problems))
-
-
-def _module_declarations(module: ModuleType, sql_dir: SqlDir) -> Iterator[Declaration]:
-    listings = [v for v in vars(module).values() if isinstance(v, Listing)]
-    for query in sql_dir.declared.values():
-        listing = next((v for v in listings if v.base.sql == query.sql), None)
-        if type(query) is Query and listing is not None:
-            yield ListingBase(query, listing.columns, _row_model(module, listing.columns))
-        else:
-            yield query
-
-
-def _row_model(module: ModuleType, columns: Sequence[str]) -> type[BaseModel] | None:
-    """The module's own model whose fields are exactly the listing's columns, if one is."""
-    models = [
-        v
-        for v in vars(module).values()
-        if isinstance(v, type)
-        and issubclass(v, BaseModel)
-        and v.__module__ == module.__name__
-        and set(_expected_names(v)) == set(columns)
-    ]
-    return models[0] if len(models) == 1 else None
-
-
-_PROBLEM = re.compile(
-    r"(?P<file>[^:]+?\.sql)(?::(?P<line>\d+):(?P<column>\d+))?: (?P<text>.*)", re.S
-)
-
-
-def _declaration_problem(problem: str) -> Finding:
-    """A `QueryDeclarationError` line, e.g. `sql/movies/x.sql:3:5: ...`, as a finding."""
-    match = _PROBLEM.fullmatch(problem)
-    if match is None:
-        return Finding("queries", None, "error", problem)
-    # Declarations name files relative to the `queries` package; findings from its parent.
-    file = f"{SQL_ROOT.parent.name}/{match['file']}"
-    text = match["text"]
-    if match["line"]:
-        text += f" (line {match['line']}, column {match['column']})"
-    return Finding(file, None, "error", text)
-
-
-def display_path(path: Path) -> str:
-    """`queries/sql/<service>/<name>.sql`: the package, `sql`, the service and the file."""
-    return Path(*path.parts[-4:]).as_posix()
-
-
-def declaration_file(declaration: Declaration) -> str:
-    """The file a declaration reads, as findings name it."""
-    query = declaration.query if isinstance(declaration, ListingBase) else declaration
-    return display_path(query.path)
-
-
-# --- the check ------------------------------------------------------------------------------
+# The schema every statement reads. Without it each one fails on its own; one finding says why.
+SCHEMA = "myapi"
 
 
 async def check_queries(conn: Connection, declarations: Iterable[Declaration]) -> list[Finding]:
     """Prepare every statement in one transaction, rolled back; return every problem found."""
     declared = list(declarations)
+    if not await conn.fetchval(
+        "SELECT EXISTS (SELECT FROM pg_namespace WHERE nspname = $1)", SCHEMA
+    ):
+        message = f"the database has no schema {SCHEMA!r}: there is nothing to check against"
+        return [Finding("schema.sql", None, "error", message, "run `api-admin init-db`")]
     findings: list[Finding] = []
     transaction = conn.transaction()
     await transaction.start()
@@ -185,6 +84,37 @@ async def _create_temporary_tables(conn: Connection, declared: Sequence[Declarat
 async def _check(conn: Connection, declaration: Declaration) -> list[Finding]:
     query = declaration.query if isinstance(declaration, ListingBase) else declaration
     file = declaration_file(declaration)
+    # A plain `Query` is the base a composed query (a `Listing`) wraps.
+    findings = _check_base(file, query) if type(query) is Query else []
+    return findings + await _check_statement(conn, file, declaration, query)
+
+
+# Clauses that sort or cut a statement's rows, by the word that starts them.
+_ROW_CLAUSES = {"ORDER": "ORDER BY", "LIMIT": "LIMIT", "OFFSET": "OFFSET", "FETCH": "FETCH"}
+
+
+def _check_base(file: str, query: Query) -> list[Finding]:
+    """A listing filters, sorts and pages around its base: the base must return every row."""
+    try:
+        words = top_level_words(query.sql)
+    except SqlFileError:
+        return []  # scanned once already; a statement that does not scan is reported there
+    found = sorted((offset, word) for word, offset in words.items() if word in _ROW_CLAUSES)
+    if not found:
+        return []
+    line, column = _locate(query, found[0][0] + 1)
+    clauses = ", ".join(_ROW_CLAUSES[word] for _, word in found)
+    message = (
+        f"a listing base must return every row, unsorted, but this one has {clauses} at its "
+        f"top level (line {line}, column {column})"
+    )
+    hint = "remove it: the listing adds the client's filters, sort order and page around it"
+    return [Finding(file, None, "error", message, hint)]
+
+
+async def _check_statement(
+    conn: Connection, file: str, declaration: Declaration, query: Query
+) -> list[Finding]:
     expected = _expected(declaration)
     try:
         async with conn.transaction():
@@ -202,29 +132,14 @@ async def _check(conn: Connection, declaration: Declaration) -> list[Finding]:
     return findings + await _check_nullability(conn, file, statement, expected)
 
 
-@dataclass(frozen=True, slots=True)
-class _Field:
-    annotation: Any  # None: not known (a listing without a row model)
-    required: bool
-
-
-def _expected(declaration: Declaration) -> dict[str, _Field] | None:
+def _expected(declaration: Declaration) -> dict[str, RowField] | None:
     """The columns a row declaration needs, by name; None for statements without rows."""
     if isinstance(declaration, ListingBase):
-        fields = _expected_names(declaration.row) if declaration.row else {}
-        return {c: fields.get(c, _Field(None, True)) for c in declaration.columns}
+        fields = row_fields(declaration.row) if declaration.row else {}
+        return {c: fields.get(c, RowField(None, True)) for c in declaration.columns}
     if isinstance(declaration, One | Many):
-        return _expected_names(declaration.row)
+        return row_fields(declaration.row)
     return None
-
-
-def _expected_names(model: type[BaseModel]) -> dict[str, _Field]:
-    """Each field under the key a record must have (its alias if it has one)."""
-    found: dict[str, _Field] = {}
-    for name, info in model.model_fields.items():
-        key = info.validation_alias if isinstance(info.validation_alias, str) else info.alias
-        found[key or name] = _Field(info.annotation, info.is_required())
-    return found
 
 
 def _model_name(declaration: Declaration) -> str:
@@ -233,7 +148,7 @@ def _model_name(declaration: Declaration) -> str:
 
 
 def _check_columns(
-    file: str, declaration: Declaration, expected: Mapping[str, _Field], got: Sequence[Attribute]
+    file: str, declaration: Declaration, expected: Mapping[str, RowField], got: Sequence[Attribute]
 ) -> list[Finding]:
     model = _model_name(declaration)
     names = [a.name for a in got]
@@ -259,7 +174,7 @@ def _check_columns(
 
 
 def _missing_columns(
-    file: str, expected: Mapping[str, _Field], names: Sequence[str]
+    file: str, expected: Mapping[str, RowField], names: Sequence[str]
 ) -> list[Finding]:
     findings: list[Finding] = []
     returned = ", ".join(names) or "nothing"
@@ -307,7 +222,7 @@ def _cast_hint(query: Query, name: str) -> str:
 
 
 async def _check_nullability(
-    conn: Connection, file: str, statement: PreparedStatement, expected: Mapping[str, _Field]
+    conn: Connection, file: str, statement: PreparedStatement, expected: Mapping[str, RowField]
 ) -> list[Finding]:
     """Warn where a column that can be NULL feeds a field that cannot hold None."""
     findings: list[Finding] = []
@@ -319,7 +234,7 @@ async def _check_nullability(
     return findings
 
 
-def _nullable_finding(file: str, name: str, spec: _Field, source: Source) -> Finding:
+def _nullable_finding(file: str, name: str, spec: RowField, source: Source) -> Finding:
     column = f"{source.schema}.{source.table}.{source.column}"
     why = "is on the nullable side of an outer join" if source.outer else "can be NULL"
     plain = type_name(unwrap(spec.annotation)[0])
@@ -335,25 +250,47 @@ _MISSING_COLUMN = re.compile(r'column (?:"?[^" ]+"?\.)?"?([^" .]+)"? does not ex
 
 
 def _prepare_failure(
-    file: str, query: Query, exc: asyncpg.PostgresError, expected: Mapping[str, _Field]
+    file: str, query: Query, exc: asyncpg.PostgresError, expected: Mapping[str, RowField]
 ) -> Finding:
     """PostgreSQL's message (first line), `$n` named back to `:name`, located in the file."""
     message = _named((exc.message or type(exc).__name__).splitlines()[0], query.order)
     hint = _named(exc.hint, query.order) if exc.hint else None
     field = None
-    # `:p IS NULL` alone is indeterminate; `:p IS NULL OR col = :p` is "ambiguous".
-    if isinstance(exc, asyncpg.IndeterminateDatatypeError | asyncpg.AmbiguousParameterError):
-        number = _PARAM_NUMBER.search(exc.message or "")
-        if number and int(number[1]) <= len(query.order):
-            name = query.order[int(number[1]) - 1]
-            field, hint = f":{name}", _cast_hint(query, name)
+    param = _untyped_parameter(query, exc)
+    if param is not None:
+        field, hint = f":{param}", _cast_hint(query, param)
     elif isinstance(exc, asyncpg.UndefinedColumnError):
         column = _MISSING_COLUMN.search(message)
         field = column[1] if column and column[1] in expected else None
-    if exc.position and exc.position.isdigit():
-        line, col = _locate(query, int(exc.position))
+    position = _position(query, exc, param)
+    if position is not None:
+        line, col = _locate(query, position)
         message += f" (line {line}, column {col})"
     return Finding(file, field, "error", message, hint)
+
+
+def _untyped_parameter(query: Query, exc: asyncpg.PostgresError) -> str | None:
+    """The parameter PostgreSQL cannot type, if that is the failure.
+
+    `:p IS NULL` alone is indeterminate; `:p IS NULL OR col = :p` is "ambiguous".
+    """
+    if not isinstance(exc, asyncpg.IndeterminateDatatypeError | asyncpg.AmbiguousParameterError):
+        return None
+    number = _PARAM_NUMBER.search(exc.message or "")
+    if number is None or not 0 < int(number[1]) <= len(query.order):
+        return None
+    return query.order[int(number[1]) - 1]
+
+
+def _position(query: Query, exc: asyncpg.PostgresError, param: str | None) -> int | None:
+    """The 1-based position in the statement sent: PostgreSQL's, else the parameter's first use
+    (an indeterminate parameter comes without one)."""
+    if exc.position and exc.position.isdigit():
+        return int(exc.position)
+    if param is None:
+        return None
+    use = re.search(rf"\${query.order.index(param) + 1}(?![0-9])", query.sql)
+    return use.start() + 1 if use else None
 
 
 def _named(text: str, order: Sequence[str]) -> str:

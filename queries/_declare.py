@@ -2,7 +2,8 @@
 
 A service module declares its queries through one `SqlDir`; `SqlDir.verify()` at the
 end of the module checks every declaration against its file (and finds orphan files)
-and raises one `QueryDeclarationError` that lists every problem at once.
+and raises one `QueryDeclarationError` that lists every problem at once. Problems name
+files from the project's top level: `queries/sql/<service>/<name>.sql`.
 """
 
 from __future__ import annotations
@@ -96,6 +97,16 @@ class Exec(Query):
         return status
 
 
+# Every SqlDir by its directory. A module whose verify() raises fails its import and its
+# namespace is gone; `api-admin check` still finds its sound declarations here.
+_REGISTRY: dict[Path, SqlDir] = {}
+
+
+def registered(service: str, root: Path = SQL_ROOT) -> SqlDir | None:
+    """The `SqlDir` last made for `<root>/<service>`, whether or not its module loaded."""
+    return _REGISTRY.get(root / service)
+
+
 @dataclass
 class SqlDir:
     """The .sql files of one service: `queries/sql/<service>/*.sql`."""
@@ -104,6 +115,9 @@ class SqlDir:
     root: Path = SQL_ROOT
     declared: dict[str, Query] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        _REGISTRY[self.directory] = self
 
     @property
     def directory(self) -> Path:
@@ -148,8 +162,9 @@ class SqlDir:
         return self.directory / f"{name}.sql"
 
     def _rel(self, path: Path) -> str:
+        """From the project's top level, as `api-admin check` names files."""
         try:
-            return str(path.relative_to(self.root.parent))
+            return path.relative_to(self.root.parent.parent).as_posix()
         except ValueError:
             return str(path)
 

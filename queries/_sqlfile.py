@@ -1,6 +1,7 @@
 """Turn the named parameters of a one-statement .sql file into asyncpg's positional ones.
 
-A single-pass tokenizer for PostgreSQL's lexical rules keeps literals, comments and casts intact.
+A single-pass tokenizer for PostgreSQL's lexical rules keeps literals, comments and casts intact;
+it also tells which words a statement has outside parentheses (`top_level_words`).
 """
 
 from __future__ import annotations
@@ -53,10 +54,24 @@ def scan(text: str, source: str = "<string>") -> ScannedSql:
     return _Scanner(text, source).run()
 
 
+def top_level_words(text: str) -> dict[str, int]:
+    """Each word of the statement outside parentheses, literals and comments, upper-cased, with
+    the 0-based offset of its first such use; ``:name`` and ``$n`` parameters are not words.
+
+    A word after ``AS`` or ``.`` is a name (``AS limit``, ``t.order``), never a keyword,
+    so it is left out. Raises SqlFileError like `scan`.
+    """
+    scanner = _Scanner(text, "<string>", positional=True)
+    scanner.run()
+    return scanner.words
+
+
 class _Scanner:
-    def __init__(self, text: str, source: str) -> None:
+    def __init__(self, text: str, source: str, *, positional: bool = False) -> None:
         self.text = text
         self.source = source
+        # `$n` is an error in a file, but a statement already rewritten is made of them.
+        self.positional = positional
         self.pos = 0
         self.copied = 0
         self.out: list[str] = []
@@ -65,6 +80,8 @@ class _Scanner:
         self.brackets: list[bool] = []
         self.prev_word = ""
         self.has_code = False
+        self.depth = 0  # open parentheses
+        self.words: dict[str, int] = {}
 
     def run(self) -> ScannedSql:
         end = self._statement()
@@ -113,7 +130,11 @@ class _Scanner:
             handler(self)
         elif (match := _IDENT.match(self.text, self.pos)) is not None:
             word = self._word(match)
+            if word and self.depth == 0 and self.prev_word not in ("AS", "."):
+                self.words.setdefault(word, match.start())
         else:
+            # Kept as a word: after `t.`, a keyword is a column name (see top_level_words).
+            word = "." if char == "." else ""
             self.pos += 1
         # Whitespace and comments never reach here, so ARRAY /* c */ [ still counts as ARRAY[.
         self.prev_word = word
@@ -169,6 +190,9 @@ class _Scanner:
     def _dollar(self) -> None:
         start = self.pos
         if (positional := _POSITIONAL.match(self.text, start)) is not None:
+            if self.positional:
+                self.pos = positional.end()
+                return
             raise self._error(
                 start,
                 f"positional parameter {positional.group()} in a .sql file; "
@@ -192,6 +216,14 @@ class _Scanner:
     def _close_bracket(self) -> None:
         if self.brackets:
             self.brackets.pop()
+        self.pos += 1
+
+    def _open_parenthesis(self) -> None:
+        self.depth += 1
+        self.pos += 1
+
+    def _close_parenthesis(self) -> None:
+        self.depth = max(0, self.depth - 1)
         self.pos += 1
 
     def _colon(self) -> None:
@@ -244,5 +276,7 @@ _HANDLERS: dict[str, Callable[[_Scanner], None]] = {
     "$": _Scanner._dollar,
     "[": _Scanner._open_bracket,
     "]": _Scanner._close_bracket,
+    "(": _Scanner._open_parenthesis,
+    ")": _Scanner._close_parenthesis,
     ":": _Scanner._colon,
 }

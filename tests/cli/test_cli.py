@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import csv
 import gzip
+import json
 import os
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ import bcrypt
 import pytest
 
 from api.backend.config import Settings
+from api.cli import _without_password
 
 ROOT = Path(__file__).resolve().parents[2]
 MOVIES_FILE = ROOT / "api" / "data" / "imdb-movies.csv.gz"
@@ -175,7 +177,7 @@ def assert_clean_failure(result: Result, *fragments: str) -> str:
 def test_help_lists_every_command(admin: Admin) -> None:
     result = admin("--help")
     assert result.returncode == 0, result.output
-    for command in ("serve", "init-db", "load-movies", "create-user"):
+    for command in ("serve", "init-db", "load-movies", "create-user", "check", "psql"):
         assert command in result.stdout
 
 
@@ -707,3 +709,150 @@ def test_nonexistent_path_is_refused(admin: Admin, tmp_path: Path) -> None:
     missing = tmp_path / "no-such-file.csv"
     assert_clean_failure(admin("load-movies", str(missing)), str(missing), "no such file")
     assert movie_count(admin.dsn) == MOVIE_COUNT
+
+
+# --- a broken declaration ------------------------------------------------------------------
+
+
+def _broken_project(tmp_path: Path) -> Path:
+    """A copy of the project whose get_movie.sql uses a parameter nobody declared."""
+    project = tmp_path / "project"
+    ignore = shutil.ignore_patterns("__pycache__", "data")
+    for package in ("api", "queries"):
+        shutil.copytree(ROOT / package, project / package, ignore=ignore)
+    shutil.copy(ROOT / "schema.sql", project / "schema.sql")
+    get_movie = project / "queries" / "sql" / "movies" / "get_movie.sql"
+    get_movie.write_text(get_movie.read_text().rstrip().rstrip(";") + " AND votes > :min_votes;\n")
+    return project
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["init-db"],
+        ["serve"],
+        ["create-user", "--email", "a@example.com", "--name", "A", "--password", PASSWORD],
+        ["load-movies", str(MOVIES_FILE)],
+    ],
+    ids=["init-db", "serve", "create-user", "load-movies"],
+)
+def test_a_broken_declaration_is_listed_not_a_traceback(
+    admin: Admin, tmp_path: Path, args: list[str]
+) -> None:
+    project = _broken_project(tmp_path)
+    done = subprocess.run(
+        [sys.executable, "-c", "from api.cli import main; main()", *args],
+        capture_output=True,
+        text=True,
+        env=admin.env() | {"PYTHONPATH": str(project)},
+        cwd=admin.home,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    # The problem is named as `api-admin check` names it.
+    assert done.stderr.splitlines() == [
+        "error: the .sql files do not fit their declarations:",
+        "queries/sql/movies/get_movie.sql: parameters used in the file but not declared: "
+        ":min_votes",
+    ]
+    assert movie_count(admin.dsn) == MOVIE_COUNT
+
+
+# --- psql ------------------------------------------------------------------------------------
+
+
+def test_psql_runs_a_command_on_the_database(admin: Admin) -> None:
+    result = admin("psql", "-X", "-A", "-t", "-c", "SELECT count(*) FROM myapi.movies")
+    assert result.returncode == 0, result.output
+    assert result.stdout == f"{MOVIE_COUNT}\n"
+
+
+def test_psql_runs_a_project_file_with_its_parameters(admin: Admin) -> None:
+    """The README's example: a .sql file run unchanged, its parameters given with -v."""
+    released_since = ROOT / "queries" / "sql" / "movies" / "list_released_since.sql"
+    result = admin(
+        "psql", "-X", "-A", "-t", "-v", "year=2000", "-v", "min_rating=8", "-v", "lim=5",
+        "-f", str(released_since),
+    )  # fmt: skip
+    assert result.returncode == 0, result.output
+    rows = [line.split("|") for line in result.stdout.splitlines()]
+    assert len(rows) == 5
+    assert all(int(row[2]) >= 2000 and float(row[3]) >= 8 for row in rows)
+
+
+def test_psql_reads_stdin_and_passes_its_exit_code_on(admin: Admin) -> None:
+    ok = admin("psql", "-X", "-A", "-t", stdin="SELECT 40 + 2;\n")
+    assert (ok.returncode, ok.stdout) == (0, "42\n"), ok.output
+    # psql exits with 3 when a script fails under ON_ERROR_STOP: the code is psql's own.
+    failed = admin(
+        "psql", "-X", "-v", "ON_ERROR_STOP=1", stdin="SELECT 1;\nSELECT * FROM myapi.nope;\n"
+    )
+    assert failed.returncode == 3, failed.output
+    assert 'relation "myapi.nope" does not exist' in failed.stderr
+
+
+def test_psql_error_exits_non_zero(admin: Admin) -> None:
+    result = admin("psql", "-X", "-c", "SELECT * FROM myapi.nope")
+    assert result.returncode != 0
+    assert 'relation "myapi.nope" does not exist' in result.stderr
+    assert "Traceback" not in result.output
+
+
+def test_psql_on_an_unreachable_database_is_psql_s_error(admin: Admin) -> None:
+    result = admin("psql", "-X", "-c", "SELECT 1", dsn=CLOSED_PORT_DSN)
+    assert result.returncode == 2, result.output  # psql: the connection failed
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    ("dsn", "expected"),
+    [
+        (
+            "postgresql://u:p%40ss@h:5432/d?sslmode=require",
+            ("postgresql://u@h:5432/d?sslmode=require", {"PGPASSWORD": "p@ss"}),
+        ),
+        ("postgresql://u@h/d", ("postgresql://u@h/d", {})),
+        (
+            "postgresql://postgres@/myapi?host=/tmp/a%20b&port=5432",
+            ("postgresql://postgres@/myapi?host=/tmp/a%20b&port=5432", {}),
+        ),
+        ("postgresql://:secret@h/d", ("postgresql://h/d", {"PGPASSWORD": "secret"})),
+    ],
+)
+def test_psql_gets_the_password_from_the_environment(
+    dsn: str, expected: tuple[str, dict[str, str]]
+) -> None:
+    """Not on its command line, which every local user can read."""
+    assert _without_password(dsn) == expected
+
+
+# --- the embedded database -------------------------------------------------------------------
+
+
+def test_check_and_psql_leave_the_embedded_database_as_they_found_it(
+    admin: Admin, tmp_path: Path
+) -> None:
+    env = {k: v for k, v in admin.env().items() if k not in ("DATABASE_URL", "JWT_SECRET")}
+    env["API_DATA_DIR"] = str(tmp_path / "embedded")
+
+    def run(*args: str) -> Result:
+        done = subprocess.run(
+            [ADMIN, *args], capture_output=True, text=True, env=env, timeout=120, check=False
+        )
+        return Result(done.returncode, done.stdout, done.stderr)
+
+    # A new embedded database has no schema: one finding, and check does not create it.
+    for _ in range(2):
+        check = run("check", "--json")
+        assert check.returncode == 1, check.output
+        report = json.loads(check.stdout)
+        assert [(f["file"], f["hint"]) for f in report["findings"]] == [
+            ("schema.sql", "run `api-admin init-db`")
+        ]
+    psql = run(
+        "psql", "-X", "-A", "-t", "-c", "SELECT current_database(), to_regnamespace('myapi')"
+    )
+    assert psql.returncode == 0, psql.output
+    assert psql.stdout == "myapi|\n"

@@ -9,7 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import asyncpg
@@ -95,6 +95,10 @@ BROKEN_FILES = {
     "wrong_param_type": "SELECT movie_id, title FROM myapi.movies WHERE movie_id = :movie_id",
     "count_wrong_kind": "SELECT avg(rating) FROM myapi.movies",
     "listing_base": "SELECT movie_id FROM myapi.movies",
+    "limited_base": (
+        "SELECT movie_id, title\n  FROM (SELECT * FROM myapi.movies LIMIT 100) AS m\n"
+        " ORDER BY title\n OFFSET 5 LIMIT 10"
+    ),
     "create_scratch": "CREATE TEMPORARY TABLE scratch (n integer NOT NULL) ON COMMIT DROP",
     "read_scratch": "SELECT n FROM scratch",
 }
@@ -120,11 +124,15 @@ def _broken(tmp_path: Path) -> list[Declaration]:
     sql.one("wrong_param_type", row=Titled, params={"movie_id": str})
     sql.value("count_wrong_kind", kind=int, params={})
     sql.scanned("listing_base", params={})
+    sql.scanned("limited_base", params={})
     sql.exec("create_scratch", params={})
     sql.many("read_scratch", row=Counted, params={})
     sql.verify()
-    listing = ListingBase(sql.declared["listing_base"], ("movie_id", "title"), None)
-    return [listing if q.name == "listing_base" else q for q in sql.declared.values()]
+    bases = {
+        name: ListingBase(sql.declared[name], ("movie_id", "title"), None)
+        for name in ("listing_base", "limited_base")
+    }
+    return [bases.get(q.name, q) for q in sql.declared.values()]
 
 
 def _file(name: str) -> str:
@@ -174,7 +182,8 @@ EXPECTED = [
         "untyped_param",
         ":since",
         "error",
-        "could not determine data type of parameter :since",
+        # PostgreSQL gives no position: the parameter's first use in the file.
+        "could not determine data type of parameter :since (line 1, column 48)",
         "add a cast, e.g. :since::integer",
     ),
     (
@@ -220,6 +229,15 @@ EXPECTED = [
         "error",
         "the statement returns no column 'title' (it returns: movie_id)",
         "AS title",
+    ),
+    # The LIMIT inside the subquery is the DBA's business; the listing pages the outer rows.
+    (
+        "limited_base",
+        None,
+        "error",
+        "a listing base must return every row, unsorted, but this one has ORDER BY, OFFSET, "
+        "LIMIT at its top level (line 3, column 2)",
+        "remove it: the listing adds the client's filters, sort order and page",
     ),
 ]
 
@@ -326,23 +344,164 @@ async def test_a_renamed_column_fails_the_check_and_the_start_up(
             pass
 
 
-def test_a_declaration_problem_is_reported_not_raised(database: str, tmp_path: Path) -> None:
+def _project_copy(tmp_path: Path) -> Path:
+    """A copy of the project's code to break: `_admin(..., project=...)` runs it."""
     project = tmp_path / "project"
     ignore = shutil.ignore_patterns("__pycache__", "data")
     for package in ("api", "queries"):
         shutil.copytree(ROOT / package, project / package, ignore=ignore)
     shutil.copy(ROOT / "schema.sql", project / "schema.sql")
-    get_movie = project / "queries" / "sql" / "movies" / "get_movie.sql"
-    get_movie.write_text(get_movie.read_text().rstrip().rstrip(";") + " AND votes > :min_votes;\n")
+    return project
+
+
+def _append(path: Path, text: str) -> None:
+    path.write_text(path.read_text().rstrip().rstrip(";") + text)
+
+
+# How to break queries/sql/movies/ at the file level, and the problem the check reports.
+FILE_PROBLEMS: dict[str, tuple[Callable[[Path], object], str]] = {
+    "two-statements": (
+        lambda movies: _append(movies / "get_movie.sql", ";\nSELECT 2;\n"),
+        "queries/sql/movies/get_movie.sql: error: only one statement per file: found more "
+        "after the ';' at line 5, column 28 (line 6, column 1)",
+    ),
+    "undeclared-parameter": (
+        lambda movies: _append(movies / "get_movie.sql", " AND votes > :min_votes;\n"),
+        "queries/sql/movies/get_movie.sql: error: "
+        "parameters used in the file but not declared: :min_votes",
+    ),
+    "missing-file": (
+        lambda movies: (movies / "get_movie.sql").unlink(),
+        "queries/sql/movies/get_movie.sql: error: file not found",
+    ),
+    "orphan-file": (
+        lambda movies: (movies / "forgotten.sql").write_text("SELECT 1;\n"),
+        "queries/sql/movies/forgotten.sql: error: no declaration uses this file",
+    ),
+    "psql-identifier": (
+        lambda movies: _append(movies / "get_movie.sql", ' AND :"column" > 0;\n'),
+        'queries/sql/movies/get_movie.sql: error: :"column" is psql identifier interpolation',
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(FILE_PROBLEMS))
+def test_a_file_problem_leaves_the_folder_s_other_files_checked(
+    database: str, tmp_path: Path, case: str
+) -> None:
+    project = _project_copy(tmp_path)
+    movies = project / "queries" / "sql" / "movies"
+    breakage, problem = FILE_PROBLEMS[case]
+    breakage(movies)
+    # A sound file of the same folder whose value does not fit its declaration.
+    (movies / "count_movies.sql").write_text("SELECT avg(rating) FROM myapi.movies;\n")
 
     done = _admin(tmp_path, database, "check", project=project)
     assert done.returncode == 1, done.stdout + done.stderr
     assert "Traceback" not in done.stderr
     lines = done.stdout.splitlines()
-    assert lines[0] == (
-        "queries/sql/movies/get_movie.sql: error: "
-        "parameters used in the file but not declared: :min_votes"
-    )
-    # The modules that load were still checked against the database, and passed.
-    assert lines[1:] == [lines[-1]]
-    assert lines[-1].startswith("1 error, 0 warnings in ")
+    assert lines[0].startswith(problem), lines[0]
+    # The folder's module failed its declarations, yet its other statements were checked.
+    assert lines[1:3] == [
+        "queries/sql/movies/count_movies.sql: error: the value (column 'avg') is numeric, "
+        "which does not fit the declared kind int",
+        "    hint: cast it in the statement, or change `kind`",
+    ]
+    assert lines[3:] == [lines[-1]]
+    assert lines[-1].startswith("2 errors, 0 warnings in ")
+
+
+def test_orphan_files_and_a_cut_listing_base_fail_the_check(database: str, tmp_path: Path) -> None:
+    project = _project_copy(tmp_path)
+    sql = project / "queries" / "sql"
+    (sql / "reports").mkdir()
+    (sql / "reports" / "orphan.sql").write_text("SELECT 1;\n")
+    (sql / "orphan_top.sql").write_text("SELECT 1;\n")
+    _append(sql / "movies" / "list_movies.sql", "\n LIMIT 100;\n")
+
+    done = _admin(tmp_path, database, "check", "--json", project=project)
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] is False
+    assert report["error"] is None
+    found = [(f["file"], f["severity"], f["message"]) for f in report["findings"]]
+    assert found == [
+        (
+            "queries/sql/orphan_top.sql",
+            "error",
+            "no declaration uses this file: it is directly in queries/sql/, "
+            "outside every service's folder",
+        ),
+        (
+            "queries/sql/reports/orphan.sql",
+            "error",
+            "no declaration uses this file: no module declares the folder queries/sql/reports/",
+        ),
+        (
+            "queries/sql/movies/list_movies.sql",
+            "error",
+            "a listing base must return every row, unsorted, but this one has LIMIT at its "
+            "top level (line 7, column 2)",
+        ),
+    ]
+
+
+async def _drop_schema(dsn: str) -> None:
+    conn = await asyncpg.connect(dsn)
+    try:
+        await conn.execute("DROP SCHEMA myapi CASCADE")
+    finally:
+        await conn.close()
+
+
+async def test_a_database_without_the_schema_is_one_finding(database: str) -> None:
+    await _drop_schema(database)
+    findings = await _check(database, collect_declarations().declarations)
+    assert findings == [
+        Finding(
+            "schema.sql",
+            None,
+            "error",
+            "the database has no schema 'myapi': there is nothing to check against",
+            "run `api-admin init-db`",
+        )
+    ]
+
+
+async def test_check_does_not_create_the_schema(database: str, tmp_path: Path) -> None:
+    await _drop_schema(database)
+    for _ in range(2):  # the second run finds the database as the first left it
+        done = _admin(tmp_path, database, "check")
+        assert done.returncode == 1, done.stdout + done.stderr
+        assert done.stdout.splitlines()[:2] == [
+            "schema.sql: error: the database has no schema 'myapi': "
+            "there is nothing to check against",
+            "    hint: run `api-admin init-db`",
+        ]
+
+
+@pytest.mark.parametrize(
+    ("dsn", "message"),
+    [
+        ("postgresql://postgres@127.0.0.1:1/x", "cannot reach the database: "),
+        ("postgresql://u@h/d?sslmode=bogus", "invalid DATABASE_URL: "),
+        ("mysql://u@h/d", "invalid configuration: "),
+    ],
+    ids=["unreachable", "bad-url", "bad-setting"],
+)
+def test_check_json_is_a_document_when_the_check_cannot_run(
+    tmp_path: Path, dsn: str, message: str
+) -> None:
+    done = _admin(tmp_path, dsn, "check", "--json")
+    assert done.returncode == 1, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["ok"] is False
+    assert report["error"].startswith(message)
+    assert "\n" not in report["error"]
+    assert report["findings"] == []
+    assert report["checked"] == len(collect_declarations().declarations)
+    # Without --json: the same one line on stderr, nothing on stdout.
+    plain = _admin(tmp_path, dsn, "check")
+    assert plain.returncode == 1
+    assert plain.stdout == ""
+    assert plain.stderr.strip() == f"error: {report['error']}"

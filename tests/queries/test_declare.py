@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from queries._declare import QueryDeclarationError, SqlDir
+from queries._declare import SQL_ROOT, QueryDeclarationError, SqlDir, registered
 
 
 class Row(BaseModel):
@@ -53,13 +53,16 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     sql.value("broken", kind=int, params={})
     with pytest.raises(QueryDeclarationError) as caught:
         sql.verify()
+    # Named from the project's top level, the folder that holds the package: here the
+    # temporary directory's parent (`queries/sql/things/...` in the project).
+    where = f"{tmp_path.name}/sql/things"
     assert caught.value.problems == (
-        "sql/things/undeclared_param.sql: parameters used in the file but not declared: :b",
-        "sql/things/extra_param.sql: parameters declared but not in the file: :n",
-        "sql/things/missing_file.sql: file not found",
-        "sql/things/broken.sql:1:11: only one statement per file:"
+        f"{where}/undeclared_param.sql: parameters used in the file but not declared: :b",
+        f"{where}/extra_param.sql: parameters declared but not in the file: :n",
+        f"{where}/missing_file.sql: file not found",
+        f"{where}/broken.sql:1:11: only one statement per file:"
         " found more after the ';' at line 1, column 9",
-        "sql/things/orphan.sql: no declaration uses this file",
+        f"{where}/orphan.sql: no declaration uses this file",
     )
 
 
@@ -69,3 +72,28 @@ def test_declaring_a_file_twice_is_an_error(tmp_path: Path) -> None:
     sql.many("get_thing", row=Row, params={})
     with pytest.raises(QueryDeclarationError, match=r"get_thing\.sql: declared twice"):
         sql.verify()
+
+
+def test_the_project_s_files_are_named_from_its_top_level() -> None:
+    import queries.movies
+
+    assert queries.movies.SQL.root == SQL_ROOT
+    assert queries.movies.SQL._rel(queries.movies.get_movie.path) == (
+        "queries/sql/movies/get_movie.sql"
+    )
+
+
+def test_a_failed_verify_leaves_its_declarations_in_the_registry(tmp_path: Path) -> None:
+    sql = _sql_dir(tmp_path, {"get_thing": "SELECT 1 AS n", "broken": "SELECT 1; SELECT 2"})
+    sql.one("get_thing", row=Row, params={})
+    sql.value("broken", kind=int, params={})
+    with pytest.raises(QueryDeclarationError):
+        sql.verify()
+    found = registered("things", root=tmp_path / "sql")
+    assert found is sql
+    # What `api-admin check` still checks: the declarations whose file became a statement.
+    assert [q.name for q in found.declared.values() if q.sql] == ["get_thing"]
+    # The module imported again makes a new SqlDir, which replaces the old one.
+    again = SqlDir("things", root=tmp_path / "sql")
+    assert registered("things", root=tmp_path / "sql") is again
+    assert registered("things", root=tmp_path / "elsewhere") is None

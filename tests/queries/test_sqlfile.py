@@ -8,7 +8,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from queries._sqlfile import ScannedSql, SqlFileError, scan
+from queries._sqlfile import ScannedSql, SqlFileError, scan, top_level_words
 
 _SETTINGS = settings(max_examples=150, deadline=None, database=None)
 
@@ -282,3 +282,53 @@ def test_arbitrary_text_scans_or_raises_sql_file_error(text: str) -> None:
     else:
         assert all(name.isidentifier() and name.isascii() for name in result.params)
         assert all(f"${n}" in result.sql for n in range(1, len(result.params) + 1))
+
+
+# --- words outside parentheses ------------------------------------------------------------
+
+TOP_LEVEL_CASES: list[tuple[str, str, set[str]]] = [
+    # (id, statement, which of ORDER, LIMIT, OFFSET and FETCH are at the top level)
+    ("plain-select", "SELECT a FROM t WHERE b > :b", set()),
+    ("order-limit", "SELECT a FROM t ORDER BY a LIMIT 5", {"ORDER", "LIMIT"}),
+    ("offset-fetch", "SELECT a FROM t OFFSET 5 FETCH FIRST 1 ROW ONLY", {"OFFSET", "FETCH"}),
+    ("lower-case", "select a from t order by a limit :lim", {"ORDER", "LIMIT"}),
+    ("subquery", "SELECT a FROM (SELECT a FROM t ORDER BY a LIMIT 5) AS s", set()),
+    ("window", "SELECT row_number() OVER (ORDER BY a) FROM t", set()),
+    ("aggregate-order", "SELECT string_agg(a, ',' ORDER BY a) FROM t", set()),
+    ("cte", "WITH c AS (SELECT a FROM t LIMIT 1) SELECT a FROM c", set()),
+    ("string", "SELECT 'ORDER BY a LIMIT 1' FROM t", set()),
+    ("quoted-identifier", 'SELECT "limit", "order" FROM t', set()),
+    ("comments", "SELECT a FROM t -- ORDER BY a\n/* LIMIT 1 */", set()),
+    ("dollar-quote", "SELECT $$ LIMIT 1 $$ FROM t", set()),
+    ("column-label", "SELECT a AS limit, b AS offset FROM t", set()),
+    ("qualified-name", "SELECT t.order, t.fetch FROM t", set()),
+    ("positional-parameters", "SELECT a FROM t WHERE a > $1 LIMIT $2", {"LIMIT"}),
+    ("union", "SELECT a FROM t UNION ALL (SELECT a FROM u LIMIT 1) ORDER BY 1", {"ORDER"}),
+    ("unbalanced-close", "SELECT a) FROM t LIMIT 1", {"LIMIT"}),
+]
+_ROW_WORDS = {"ORDER", "LIMIT", "OFFSET", "FETCH"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [(text, expected) for _, text, expected in TOP_LEVEL_CASES],
+    ids=[case[0] for case in TOP_LEVEL_CASES],
+)
+def test_top_level_words(text: str, expected: set[str]) -> None:
+    assert set(top_level_words(text)) & _ROW_WORDS == expected
+
+
+def test_top_level_words_give_the_first_offset() -> None:
+    text = "SELECT a FROM t ORDER BY (SELECT 1 LIMIT 1) LIMIT 5; -- LIMIT"
+    words = top_level_words(text)
+    assert words["ORDER"] == text.index("ORDER")
+    assert words["LIMIT"] == text.rindex("LIMIT 5")
+    assert list(words) == ["SELECT", "A", "FROM", "T", "ORDER", "BY", "LIMIT"]
+
+
+def test_top_level_words_raise_like_scan() -> None:
+    with pytest.raises(SqlFileError, match="unterminated string constant"):
+        top_level_words("SELECT 'open")
+    # A .sql file may not hold `$n`; a statement already rewritten is made of them.
+    with pytest.raises(SqlFileError, match="positional parameter"):
+        scan("SELECT $1")
