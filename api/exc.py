@@ -203,6 +203,32 @@ class InvalidCredentials(BadRequest):
         super().__init__(description, error="invalid_grant", error_description=description)
 
 
+class TokenRequestError(BadRequest):
+    """RFC 6749 section 5.2: a refused token request, its `error` code in the body.
+
+    Descriptions stay within the characters section 5.2 allows: ASCII, no `"` or `\\`.
+    """
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description, error=self.code, error_description=description)
+
+
+class InvalidTokenRequest(TokenRequestError):
+    """A parameter missing or repeated, or a body that is not a form."""
+
+    code, title = "invalid_request", "Invalid token request"
+
+
+class UnsupportedGrantType(TokenRequestError):
+    code, title = "unsupported_grant_type", "Unsupported grant type"
+
+
+class InvalidScope(TokenRequestError):
+    """A scope asked for that does not exist or that the user does not have."""
+
+    code, title = "invalid_scope", "Invalid scope"
+
+
 class InvalidToken(Unauthorized):
     """RFC 6750 section 3: a missing, malformed, expired or revoked bearer token."""
 

@@ -20,7 +20,8 @@ class Problem(BaseModel):
 
 
 _DESCRIPTIONS = {
-    400: "Bad request (e.g. an invalid cursor, or invalid_grant on /token)",
+    400: "Bad request: an invalid cursor; on /token invalid_request, invalid_grant, "
+    "unsupported_grant_type or invalid_scope",
     401: "Missing, invalid or expired bearer token",
     403: "The token lacks a required scope",
     404: "No such resource",

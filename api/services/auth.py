@@ -22,7 +22,13 @@ import jwt
 
 import queries.users as q
 from api.backend.database import Database
-from api.exc import EmailAlreadyRegistered, InvalidCredentials, InvalidToken, InvalidUserData
+from api.exc import (
+    EmailAlreadyRegistered,
+    InvalidCredentials,
+    InvalidScope,
+    InvalidToken,
+    InvalidUserData,
+)
 from queries.users import UserRow
 
 BCRYPT_MAX_BYTES = 72
@@ -102,6 +108,20 @@ async def authenticate(db: Database, *, email: str, password: str, dummy: Dummy)
     return user
 
 
+def grant_scopes(user: UserRow, requested: str) -> tuple[str, ...]:
+    """The scopes, sorted, of a token for `user` who asked for `requested` (RFC 6749
+    section 3.3: space-separated); all of the user's when nothing is asked for."""
+    asked = {scope for scope in requested.split(" ") if scope}
+    if not asked:
+        return tuple(sorted(user.scopes))
+    if not asked <= KNOWN_SCOPES.keys():
+        # Not echoed: the input may be anything; the known scopes are public.
+        raise InvalidScope(f"Unknown scope asked for; known: {', '.join(KNOWN_SCOPES)}.")
+    if lacking := sorted(asked - set(user.scopes)):
+        raise InvalidScope(f"The user does not have the scope {', '.join(map(repr, lacking))}.")
+    return tuple(sorted(asked))
+
+
 def normalise_email(email: str) -> str:
     """E-mails compare without regard to case, surrounding spaces or Unicode composition."""
     return unicodedata.normalize("NFC", email.strip()).lower()
@@ -164,9 +184,9 @@ class Claims:
 
 
 def create_access_token(
-    user: UserRow, *, secret: str, algorithm: str, expires_minutes: int
+    user: UserRow, *, scopes: Sequence[str], secret: str, algorithm: str, expires_minutes: int
 ) -> tuple[str, int]:
-    """A signed JWT for `user` and its lifetime in seconds."""
+    """A signed JWT for `user` carrying `scopes`, and its lifetime in seconds."""
     now = datetime.now(UTC)
     lifetime = timedelta(minutes=expires_minutes)
     claims: dict[str, Any] = {
@@ -174,7 +194,7 @@ def create_access_token(
         "iat": now,
         "exp": now + lifetime,
         "jti": uuid.uuid4().hex,
-        "scope": " ".join(user.scopes),
+        "scope": " ".join(scopes),
     }
     return jwt.encode(claims, secret, algorithm=algorithm), int(lifetime.total_seconds())
 

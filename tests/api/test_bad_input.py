@@ -19,6 +19,7 @@ shared_app = pytest_asyncio.fixture(scope="module", loop_scope="module")(_suppor
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
 VALIDATION = "validation_error"
+INVALID_REQUEST = "invalid_request"  # RFC 6749 section 5.2, on POST /token
 
 
 @dataclass(frozen=True)
@@ -140,10 +141,14 @@ CASES: list[Case] = [
     _get("unknown-movies-route", "/movies/top/extra", 404, "not_found"),
     Case("post-movies", "/movies", status=405, code="method_not_allowed", method="POST", form={}),
     # POST /token form fields
-    _token("token-no-fields", {}, 422, VALIDATION, "username"),
-    _token("token-no-password", {"username": "shared@example.com"}, 422, VALIDATION, "password"),
-    _token("token-no-username", {"password": PASSWORD}, 422, VALIDATION, "username"),
-    _token("token-empty-fields", {"username": "", "password": ""}, 422, VALIDATION, "password"),
+    _token("token-no-fields", {}, 400, INVALID_REQUEST, "username"),
+    _token(
+        "token-no-password", {"username": "shared@example.com"}, 400, INVALID_REQUEST, "password"
+    ),
+    _token("token-no-username", {"password": PASSWORD}, 400, INVALID_REQUEST, "username"),
+    _token(
+        "token-empty-fields", {"username": "", "password": ""}, 400, INVALID_REQUEST, "password"
+    ),
     _token(
         "token-wrong-grant-type",
         {
@@ -151,8 +156,8 @@ CASES: list[Case] = [
             "username": "shared@example.com",
             "password": PASSWORD,
         },
-        422,
-        VALIDATION,
+        400,
+        "unsupported_grant_type",
         "grant_type",
     ),
     _token(
