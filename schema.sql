@@ -72,6 +72,25 @@ CREATE TABLE IF NOT EXISTS myapi.users (
 
 CREATE UNIQUE INDEX IF NOT EXISTS users_email_key ON myapi.users (lower(email));
 
+-- Tokens issued before this moment are revoked (password change, forced logout).
+ALTER TABLE myapi.users
+    ADD COLUMN IF NOT EXISTS tokens_valid_after timestamptz NOT NULL DEFAULT 'epoch';
+
+-- Every change to a user is announced on the channel myapi_users (payload: the
+-- user_id), so each API worker updates its copy of the token states at once.
+CREATE OR REPLACE FUNCTION myapi.notify_user_change() RETURNS trigger
+LANGUAGE plpgsql
+AS $$
+BEGIN
+    PERFORM pg_notify('myapi_users', COALESCE(NEW.user_id, OLD.user_id)::text);
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE TRIGGER users_notify
+    AFTER INSERT OR UPDATE OR DELETE ON myapi.users
+    FOR EACH ROW EXECUTE FUNCTION myapi.notify_user_change();
+
 -- ---------------------------------------------------------------------------
 -- Table-valued functions. SQL-language and STABLE so the planner can inline
 -- them into the calling query and use the indexes above.

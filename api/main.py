@@ -20,6 +20,7 @@ from api.routers import auth, health, movies, users
 from api.routers._deps import Runtime
 from api.services._cursor import cursor_key
 from api.services.auth import Dummy
+from api.services.revocation import TokenStates
 from queries._check import check_queries, collect_declarations
 
 logger = logging.getLogger(__name__)
@@ -75,10 +76,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await _check_sql(db)
             dummy = await asyncio.to_thread(Dummy.for_rounds, cfg.bcrypt_rounds)
+            tokens = TokenStates(db, dsn)
+            await tokens.start()
             app.state.runtime = Runtime(
-                settings=cfg, db=db, secret=secret, dummy=dummy, cursor_key=cursor_key(secret)
+                settings=cfg,
+                db=db,
+                secret=secret,
+                dummy=dummy,
+                cursor_key=cursor_key(secret),
+                tokens=tokens,
             )
-            yield
+            try:
+                yield
+            finally:
+                await tokens.close()
         finally:
             await db.close()
 

@@ -23,6 +23,16 @@ class UserRow(BaseModel):
     created_at: datetime
 
 
+class TokenStateRow(BaseModel):
+    """Whether a user's tokens count: active, and issued after tokens_valid_after."""
+
+    model_config = ConfigDict(frozen=True)
+
+    user_id: int
+    is_active: bool
+    tokens_valid_after: datetime
+
+
 SQL = SqlDir("users")
 
 get_user = SQL.one("get_user", row=UserRow, params={"user_id": int})
@@ -32,5 +42,10 @@ insert_user = SQL.one(
     row=UserRow,
     params={"email": str, "name": str, "password_hash": str, "scopes": list},
 )
+
+list_token_states = SQL.many("list_token_states", row=TokenStateRow, params={})
+get_token_state = SQL.one("get_token_state", row=TokenStateRow, params={"user_id": int})
+
+CHANNEL = "myapi_users"  # schema.sql's trigger announces every user change here
 
 SQL.verify()

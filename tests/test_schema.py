@@ -45,7 +45,11 @@ async def test_schema_applies_to_an_empty_database(conn: asyncpg.Connection) -> 
         "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
         " WHERE n.nspname = 'myapi' ORDER BY 1"
     )
-    assert [f["proname"] for f in functions] == ["movies_released_since", "top_rated_movies"]
+    assert [f["proname"] for f in functions] == [
+        "movies_released_since",
+        "notify_user_change",
+        "top_rated_movies",
+    ]
 
 
 async def test_rating_holds_ten_and_refuses_out_of_range(conn: asyncpg.Connection) -> None:

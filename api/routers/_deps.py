@@ -15,6 +15,7 @@ from api.backend.database import Database
 from api.exc import InsufficientScope, InvalidQuery, InvalidToken
 from api.services import auth
 from api.services.auth import Claims
+from api.services.revocation import TokenStates
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,6 +27,7 @@ class Runtime:
     secret: str
     dummy: auth.Dummy
     cursor_key: bytes
+    tokens: TokenStates
 
 
 def get_runtime(request: Request) -> Runtime:
@@ -45,17 +47,19 @@ DatabaseDep = Annotated[Database, Depends(get_db)]
 oauth2_scheme = OAuth2PasswordBearer(tokenUrl="token", scopes=auth.KNOWN_SCOPES, auto_error=False)
 
 
-def current_claims(
+async def current_claims(
     security_scopes: SecurityScopes,
     runtime: RuntimeDep,
     token: Annotated[str | None, Depends(oauth2_scheme)],
 ) -> Claims:
-    """The valid token's claims, holding every scope the route declares."""
+    """The valid, unrevoked token's claims, holding every scope the route declares."""
     if not token:
         raise InvalidToken("A bearer token is required.", missing=True)
     claims = auth.decode_access_token(
         token, secret=runtime.secret, algorithm=runtime.settings.jwt_algorithm
     )
+    if not await runtime.tokens.is_valid(claims.user_id, claims.issued_at):
+        raise InvalidToken("The token has been revoked, or its user disabled or deleted.")
     for scope in security_scopes.scopes:
         if scope not in claims.scopes:
             raise InsufficientScope(scope)

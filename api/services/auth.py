@@ -181,6 +181,7 @@ class Claims:
     user_id: int
     scopes: frozenset[str]
     token_id: str
+    issued_at: float
 
 
 def create_access_token(
@@ -191,8 +192,10 @@ def create_access_token(
     lifetime = timedelta(minutes=expires_minutes)
     claims: dict[str, Any] = {
         "sub": str(user.user_id),
-        "iat": now,
-        "exp": now + lifetime,
+        # Fractional seconds: a token issued just after a logout in the same second
+        # must still count, and one issued just before must not.
+        "iat": now.timestamp(),
+        "exp": now.timestamp() + lifetime.total_seconds(),
         "jti": uuid.uuid4().hex,
         "scope": " ".join(scopes),
     }
@@ -224,4 +227,5 @@ def decode_access_token(token: str, *, secret: str, algorithm: str) -> Claims:
         user_id=user_id,
         scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
         token_id=str(payload.get("jti", "")),
+        issued_at=float(payload["iat"]),
     )

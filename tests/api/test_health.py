@@ -212,16 +212,26 @@ async def test_exhausted_pool_is_503_after_the_acquire_timeout(settings: Setting
         update={"pool_min_size": 1, "pool_max_size": 1, "pool_acquire_timeout": 0.3}
     )
     response: httpx.Response | None = None
+    # A real user, known to the app from its start: checking the token needs no connection.
+    assert cfg.database_url is not None
+    conn = await asyncpg.connect(cfg.database_url.get_secret_value())
+    try:
+        user_id = await conn.fetchval(
+            "INSERT INTO myapi.users (email, name, password_hash)"
+            " VALUES ('pool@example.com', 'Pool', 'x') RETURNING user_id"
+        )
+    finally:
+        await conn.close()
     async with _running(cfg) as running:
         async with running.pool.acquire():
             started = time.monotonic()
             with contextlib.suppress(TimeoutError):
                 response = await asyncio.wait_for(
-                    running.client.get("/movies/1", headers=_bearer(cfg)), timeout=3
+                    running.client.get("/movies/1", headers=_bearer(cfg, user_id)), timeout=3
                 )
             elapsed = time.monotonic() - started
         # The connection is back: the same request succeeds.
-        again = await running.client.get("/movies/1", headers=_bearer(cfg))
+        again = await running.client.get("/movies/1", headers=_bearer(cfg, user_id))
         assert again.status_code == 200, again.text
     assert response is not None, (
         "no answer within 3 s although pool_acquire_timeout is 0.3 s: "

@@ -151,6 +151,7 @@ CASES: dict[str, Case] = {
         effect="SELECT nextval(pg_get_serial_sequence('myapi.movies', 'movie_id'))",
     ),
     "users/get_user": Case(setup=SEED_USER, status="SELECT 1"),
+    "users/get_token_state": Case(setup=SEED_USER, status="SELECT 1"),
     "users/get_user_by_email": Case(
         values={"email": "reader@EXAMPLE.com"}, setup=SEED_USER, status="SELECT 1"
     ),

@@ -1,0 +1,115 @@
+"""Which tokens still count: each worker's copy of every user's token state.
+
+The copy is loaded at start and kept current through LISTEN/NOTIFY on a connection of
+its own, so checking a token costs a dictionary lookup, not a query. While that
+connection is down the check asks the database on every request instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Coroutine
+from typing import Any
+
+import asyncpg
+
+import queries.users as q
+from api.backend.database import Database
+from queries.users import TokenStateRow
+
+logger = logging.getLogger(__name__)
+
+RETRY_SECONDS = 5.0
+
+
+class TokenStates:
+    """Answers "is this user's token, issued at `iat`, still valid?"."""
+
+    def __init__(self, db: Database, dsn: str) -> None:
+        self._db = db
+        self._dsn = dsn
+        self._states: dict[int, TokenStateRow] = {}
+        self._listener: asyncpg.Connection | None = None
+        self._live = False
+        self._last_attempt = 0.0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def live(self) -> bool:
+        """Whether notifications keep the copy current (else every check asks the database)."""
+        return self._live
+
+    async def start(self) -> None:
+        """Listen first, then load: no change between the two can be missed."""
+        self._last_attempt = time.monotonic()
+        try:
+            listener = await asyncpg.connect(self._dsn, statement_cache_size=0)
+            await listener.add_listener(q.CHANNEL, self._on_notify)
+            listener.add_termination_listener(self._on_lost)
+            async with self._db.connection() as conn:
+                rows = await q.list_token_states(conn)
+        except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            # PgBouncer in transaction mode, or no database yet: check per request.
+            logger.warning("token states are checked per request: %s", type(exc).__name__)
+            return
+        self._listener = listener
+        self._states = {row.user_id: row for row in rows}
+        self._live = True
+
+    async def close(self) -> None:
+        self._live = False
+        for task in list(self._tasks):
+            task.cancel()
+        if self._listener is not None:
+            await self._listener.close()
+            self._listener = None
+
+    async def is_valid(self, user_id: int, issued_at: float) -> bool:
+        """Whether a token of `user_id` issued at `issued_at` (epoch seconds) counts."""
+        state = self._states.get(user_id) if self._live else None
+        if state is None:
+            # Not live, or a user created a moment ago whose notification is in flight.
+            state = await self._fetch(user_id)
+            self._maybe_reconnect()
+        if state is None or not state.is_active:
+            return False
+        return issued_at >= state.tokens_valid_after.timestamp()
+
+    async def _fetch(self, user_id: int) -> TokenStateRow | None:
+        async with self._db.connection() as conn:
+            return await q.get_token_state(conn, user_id=user_id)
+
+    def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
+        if isinstance(payload, str) and payload.isdigit():
+            self._spawn(self._refresh(int(payload)))
+
+    async def _refresh(self, user_id: int) -> None:
+        try:
+            state = await self._fetch(user_id)
+        except Exception:
+            # Unknown now: forget it, so the next check asks the database.
+            self._states.pop(user_id, None)
+            logger.warning("could not refresh the token state of user %d", user_id)
+            return
+        if state is None:
+            self._states.pop(user_id, None)
+        else:
+            self._states[user_id] = state
+
+    def _on_lost(self, _conn: object) -> None:
+        logger.warning("token-state notifications lost; checking tokens per request")
+        self._live = False
+        self._listener = None
+
+    def _maybe_reconnect(self) -> None:
+        if self._live or time.monotonic() - self._last_attempt < RETRY_SECONDS:
+            return
+        self._spawn(self.start())
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        # Kept referenced until done: the event loop holds tasks only weakly.
+        task = asyncio.ensure_future(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
