@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         try:
             await _check_sql(db)
             dummy = await asyncio.to_thread(Dummy.for_rounds, cfg.bcrypt_rounds)
-            tokens = TokenStates(db, dsn)
+            tokens = TokenStates(db, dsn, listen=cfg.token_notifications)
             await tokens.start()
             app.state.runtime = Runtime(
                 settings=cfg,

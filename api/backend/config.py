@@ -53,6 +53,10 @@ class Settings(BaseSettings):
     # asyncpg's prepared-statement cache; 0 turns it off (PgBouncer in transaction mode).
     statement_cache_size: Annotated[int, Field(ge=0)] = 100
     command_timeout: Annotated[float, Field(gt=0)] = 30.0
+    # Keep token states current through LISTEN/NOTIFY. Turn off behind PgBouncer in
+    # transaction mode, which does not deliver notifications: tokens are then checked
+    # with one query per request.
+    token_notifications: bool = True
 
     jwt_secret: Annotated[
         SecretStr | None,

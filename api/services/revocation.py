@@ -27,9 +27,10 @@ RETRY_SECONDS = 5.0
 class TokenStates:
     """Answers "is this user's token, issued at `iat`, still valid?"."""
 
-    def __init__(self, db: Database, dsn: str) -> None:
+    def __init__(self, db: Database, dsn: str, *, listen: bool = True) -> None:
         self._db = db
         self._dsn = dsn
+        self._listen = listen
         self._states: dict[int, TokenStateRow] = {}
         self._listener: asyncpg.Connection | None = None
         self._live = False
@@ -44,6 +45,8 @@ class TokenStates:
     async def start(self) -> None:
         """Listen first, then load: no change between the two can be missed."""
         self._last_attempt = time.monotonic()
+        if not self._listen:
+            return
         try:
             listener = await asyncpg.connect(self._dsn, statement_cache_size=0)
             await listener.add_listener(q.CHANNEL, self._on_notify)
@@ -104,7 +107,9 @@ class TokenStates:
         self._listener = None
 
     def _maybe_reconnect(self) -> None:
-        if self._live or time.monotonic() - self._last_attempt < RETRY_SECONDS:
+        if not self._listen or self._live:
+            return
+        if time.monotonic() - self._last_attempt < RETRY_SECONDS:
             return
         self._spawn(self.start())
 

@@ -87,3 +87,17 @@ async def test_without_notifications_tokens_are_checked_per_request(
     # No notification can arrive now; the per-request check still sees the change at once.
     await pool.execute("UPDATE myapi.users SET is_active = false WHERE email = $1", EMAIL)
     assert (await client.get("/movies/1", headers=bearer)).status_code == 401
+
+
+async def test_notifications_can_be_turned_off(
+    settings: Settings, bearer: dict[str, str], pool: asyncpg.Pool
+) -> None:
+    async with _worker(settings.model_copy(update={"token_notifications": False})) as http:
+        listening = await pool.fetchval(
+            "SELECT count(*) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND query LIKE 'LISTEN%'"
+        )
+        assert listening == 1  # the `client` app's listener only, not this one's
+        assert (await http.get("/movies/1", headers=bearer)).status_code == 200
+        await pool.execute("UPDATE myapi.users SET is_active = false WHERE email = $1", EMAIL)
+        assert (await http.get("/movies/1", headers=bearer)).status_code == 401
