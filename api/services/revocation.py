@@ -102,7 +102,8 @@ class TokenStates:
             self._states[user_id] = state
 
     def _on_lost(self, _conn: object) -> None:
-        logger.warning("token-state notifications lost; checking tokens per request")
+        if self._live:  # not at close(), which stops listening on purpose
+            logger.warning("token-state notifications lost; checking tokens per request")
         self._live = False
         self._listener = None
 
