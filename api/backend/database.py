@@ -22,9 +22,6 @@ from .signing import ConfigError
 
 logger = logging.getLogger(__name__)
 
-Pool = asyncpg.Pool
-Connection = asyncpg.Connection
-
 
 async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
     """Open a pool to `dsn` sized and tuned by `settings`."""

@@ -4,28 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import asyncpg
 import httpx
 import pytest
 
 from api.backend.config import Settings
-from api.main import create_app
 from tests.conftest import TEST_PASSWORD
+from tests.conftest import app_client as _worker  # a second worker: its own token states
 
 EMAIL = "reader@example.com"  # the conftest `user`
-
-
-@asynccontextmanager
-async def _worker(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """One more app on the same database: a second worker with its own token states."""
-    app = create_app(settings)
-    async with app.router.lifespan_context(app):
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            yield http
 
 
 async def _status_within(client: httpx.AsyncClient, headers: dict[str, str], status: int) -> float:
