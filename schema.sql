@@ -92,6 +92,19 @@ CREATE OR REPLACE TRIGGER users_notify
     FOR EACH ROW EXECUTE FUNCTION myapi.notify_user_change();
 
 -- ---------------------------------------------------------------------------
+-- Login throttling. One row per account (key 'account:<e-mail>') and per client
+-- address (key 'address:<ip>') with attempts in the current fixed window. Rows
+-- whose window has ended mean nothing and are purged from time to time.
+-- ---------------------------------------------------------------------------
+CREATE TABLE IF NOT EXISTS myapi.login_attempts (
+    key             text        PRIMARY KEY,
+    failures        integer     NOT NULL,
+    window_started  timestamptz NOT NULL
+);
+
+CREATE INDEX IF NOT EXISTS login_attempts_window ON myapi.login_attempts (window_started);
+
+-- ---------------------------------------------------------------------------
 -- Table-valued functions. SQL-language and STABLE so the planner can inline
 -- them into the calling query and use the indexes above.
 -- ---------------------------------------------------------------------------

@@ -259,3 +259,42 @@ class InvalidUserData(Unprocessable):
     """An e-mail, name or password that cannot make a user."""
 
     code, title = "invalid_user_data", "Invalid user data"
+
+
+class UserNotFound(NotFound):
+    code, title = "user_not_found", "User not found"
+
+
+class WrongPassword(BadRequest):
+    """A password change whose current password is wrong."""
+
+    code, title = "wrong_password", "Wrong password"
+
+
+class SelfLockout(Conflict):
+    """An administrator disabling, deleting or demoting themselves over HTTP."""
+
+    code, title = "self_lockout", "Would lock you out"
+
+
+class TooManyLogins(AppError):
+    """Too many failed logins for an account or from an address within the window."""
+
+    status, code, title = 429, "too_many_attempts", "Too many login attempts"
+
+    def __init__(self, retry_after: int) -> None:
+        seconds = max(1, retry_after)
+        super().__init__(
+            f"Too many failed logins; try again in {seconds} seconds.",
+            headers={"Retry-After": str(seconds)},
+            retry_after=seconds,
+        )
+
+
+class LoginsBusy(Unavailable):
+    """More logins waiting for bcrypt than a worker will queue."""
+
+    code, title = "logins_busy", "Too many logins at once"
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description, headers={"Retry-After": "1"})

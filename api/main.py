@@ -19,8 +19,9 @@ from api.exc import DatabaseUnavailable, install_handlers
 from api.routers import auth, health, movies, users
 from api.routers._deps import Runtime
 from api.services._cursor import cursor_key
-from api.services.auth import Dummy
+from api.services.auth import Dummy, bcrypt_threads
 from api.services.revocation import TokenStates
+from api.services.throttle import Throttle
 from queries._check import check_queries, collect_declarations
 
 logger = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         db = Database(await create_pool(dsn, cfg), acquire_timeout=cfg.pool_acquire_timeout)
         try:
             await _check_sql(db)
+            bcrypt_threads.configure(cfg.bcrypt_concurrency)
             dummy = await asyncio.to_thread(Dummy.for_rounds, cfg.bcrypt_rounds)
             tokens = TokenStates(db, dsn, listen=cfg.token_notifications)
             await tokens.start()
@@ -85,6 +87,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 dummy=dummy,
                 cursor_key=cursor_key(secret),
                 tokens=tokens,
+                throttle=Throttle(db, cfg),
             )
             try:
                 yield

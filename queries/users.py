@@ -43,6 +43,13 @@ insert_user = SQL.one(
     params={"email": str, "name": str, "password_hash": str, "scopes": list},
 )
 
+list_users = SQL.many("list_users", row=UserRow, params={"after_id": int, "lim": int})
+set_password = SQL.one("set_password", row=UserRow, params={"user_id": int, "password_hash": str})
+set_active = SQL.one("set_active", row=UserRow, params={"user_id": int, "is_active": bool})
+set_scopes = SQL.one("set_scopes", row=UserRow, params={"user_id": int, "scopes": list})
+revoke_tokens = SQL.one("revoke_tokens", row=UserRow, params={"user_id": int})
+delete_user = SQL.one("delete_user", row=UserRow, params={"user_id": int})
+
 list_token_states = SQL.many("list_token_states", row=TokenStateRow, params={})
 get_token_state = SQL.one("get_token_state", row=TokenStateRow, params={"user_id": int})
 

@@ -62,10 +62,28 @@ class Settings(BaseSettings):
         SecretStr | None,
         Field(validation_alias=AliasChoices("JWT_SECRET", "API_JWT_SECRET")),
     ] = None
-    jwt_algorithm: Literal["HS256", "HS384", "HS512"] = "HS256"
+    # HS* sign with JWT_SECRET; RS*, ES* and EdDSA sign with the private key in
+    # jwt_private_key_file, and anyone holding the public key can verify.
+    jwt_algorithm: Literal[
+        "HS256", "HS384", "HS512", "RS256", "RS384", "RS512", "ES256", "ES384", "EdDSA"
+    ] = "HS256"
+    # A PEM private key (RSA for RS*, EC for ES*, Ed25519 for EdDSA).
+    jwt_private_key_file: Path | None = None
+    # Put into every token and then required on every token presented, when set.
+    jwt_issuer: str | None = None
+    jwt_audience: str | None = None
     access_token_expire_minutes: Annotated[int, Field(ge=1, le=24 * 60)] = 30
     # bcrypt work factor for new hashes; 12 costs about 0.28 s per hash on a 2-core machine.
     bcrypt_rounds: Annotated[int, Field(ge=4, le=16)] = 12
+    # How many bcrypt hashes a worker computes at once; more only queue inside bcrypt.
+    # Unset: the number of CPU cores.
+    bcrypt_concurrency: Annotated[int | None, Field(ge=1, le=256)] = None
+
+    # Login throttling: within each window, the attempts allowed for one account and
+    # from one client address before POST /token answers 429. 0 turns a limit off.
+    login_window_seconds: Annotated[int, Field(ge=1, le=7 * 24 * 3600)] = 900
+    login_account_limit: Annotated[int, Field(ge=0)] = 10
+    login_address_limit: Annotated[int, Field(ge=0)] = 100
 
     cors_origins: list[str] = []
 

@@ -16,6 +16,7 @@ from api.exc import InsufficientScope, InvalidQuery, InvalidToken
 from api.services import auth
 from api.services.auth import Claims
 from api.services.revocation import TokenStates
+from api.services.throttle import Throttle
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,6 +29,7 @@ class Runtime:
     dummy: auth.Dummy
     cursor_key: bytes
     tokens: TokenStates
+    throttle: Throttle
 
 
 def get_runtime(request: Request) -> Runtime:

@@ -30,15 +30,20 @@ _BODY = {
 }
 
 
-@router.post("/token", responses=problem_responses(400, 503), openapi_extra=_BODY)
+@router.post("/token", responses=problem_responses(400, 429, 503), openapi_extra=_BODY)
 async def create_token(request: Request, runtime: RuntimeDep, response: Response) -> Token:
     """Exchange an e-mail (as `username`) and password for a bearer token."""
     response.headers.update(NO_STORE)
     try:
         form = _token_request(await _parameters(request))
+        address = request.client.host if request.client else "unknown"
+        attempt = await runtime.throttle.attempt(
+            email=auth.normalise_email(form.username), address=address
+        )
         user = await auth.authenticate(
             runtime.db, email=form.username, password=form.password, dummy=runtime.dummy
         )
+        await runtime.throttle.succeeded(attempt)
         scopes = auth.grant_scopes(user, form.scope)
     except AppError as exc:
         exc.headers.update(NO_STORE)

@@ -25,8 +25,10 @@ _DESCRIPTIONS = {
     401: "Missing, invalid or expired bearer token",
     403: "The token lacks a required scope",
     404: "No such resource",
+    409: "Conflicts with the current state (e.g. an e-mail already registered)",
     422: "Invalid parameters; `errors` lists each one",
-    503: "The database is unreachable",
+    429: "Too many failed logins; `Retry-After` says how many seconds to wait",
+    503: "The database is unreachable, or too many logins are waiting",
 }
 
 

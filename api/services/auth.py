@@ -1,20 +1,22 @@
 """Passwords, users and access tokens: who someone is and what they may do.
 
-bcrypt runs in worker threads, a bounded number at a time, so a burst of logins
-neither blocks the event loop nor takes every thread from the other requests.
+bcrypt runs in threads of its own, one per core by default, so a burst of logins
+neither blocks the event loop nor takes the threads other work borrows.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import threading
 import unicodedata
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 import bcrypt
@@ -28,6 +30,7 @@ from api.exc import (
     InvalidScope,
     InvalidToken,
     InvalidUserData,
+    LoginsBusy,
 )
 from queries.users import UserRow
 
@@ -45,9 +48,49 @@ KNOWN_SCOPES = {
 CLOCK_LEEWAY_SECONDS = 10
 MAX_USER_ID = 2**31 - 1  # user_id is an integer column
 
-# Two threads per core would only queue inside bcrypt; more would starve the loop's
-# default executor, which other libraries use.
-_bcrypt_slots = threading.BoundedSemaphore(2)
+T = TypeVar("T")
+
+
+class _Bcrypt:
+    """bcrypt's own threads, a bounded number: a flood of logins queues here instead of
+    taking the threads the event loop's default executor lends everyone else. Past
+    `MAX_WAITING` queued per thread a request is refused (503) rather than queued for
+    seconds."""
+
+    MAX_WAITING = 32
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._executor: ThreadPoolExecutor | None = None
+        self._threads = os.cpu_count() or 1
+        self._pending = 0
+
+    def configure(self, threads: int | None) -> None:
+        """Set how many hashes run at once (None: one per CPU core)."""
+        with self._lock:
+            wanted = threads or os.cpu_count() or 1
+            if self._executor is not None and wanted != self._threads:
+                self._executor.shutdown(wait=False)
+                self._executor = None
+            self._threads = wanted
+
+    def _pool(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(self._threads, thread_name_prefix="bcrypt")
+            return self._executor
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        if self._pending >= self._threads * (1 + self.MAX_WAITING):
+            raise LoginsBusy("Too many logins at once; try again in a moment.")
+        self._pending += 1  # only the event loop's thread changes it
+        try:
+            return await asyncio.get_running_loop().run_in_executor(self._pool(), work, *args)
+        finally:
+            self._pending -= 1
+
+
+bcrypt_threads = _Bcrypt()
 
 
 class PasswordTooLong(InvalidUserData):
@@ -55,31 +98,30 @@ class PasswordTooLong(InvalidUserData):
 
 
 def _hash_sync(password: str, rounds: int) -> str:
-    with _bcrypt_slots:
-        return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
+    return bcrypt.hashpw(password.encode(), bcrypt.gensalt(rounds)).decode()
 
 
 def _check_sync(password: str, hashed: str) -> bool:
     encoded = password.encode()
-    if len(encoded) > BCRYPT_MAX_BYTES:
+    # Refused at creation; and some bcrypt builds stop reading a password at NUL.
+    if len(encoded) > BCRYPT_MAX_BYTES or b"\x00" in encoded:
         return False
-    with _bcrypt_slots:
-        try:
-            return bcrypt.checkpw(encoded, hashed.encode())
-        except ValueError:  # a stored hash that is not a bcrypt hash
-            return False
+    try:
+        return bcrypt.checkpw(encoded, hashed.encode())
+    except ValueError:  # a stored hash that is not a bcrypt hash
+        return False
 
 
 async def hash_password(password: str, *, rounds: int) -> str:
     """A bcrypt hash of `password`, computed off the event loop."""
     if len(password.encode()) > BCRYPT_MAX_BYTES:
         raise PasswordTooLong(f"passwords are limited to {BCRYPT_MAX_BYTES} bytes in UTF-8")
-    return await asyncio.to_thread(_hash_sync, password, rounds)
+    return await bcrypt_threads.run(_hash_sync, password, rounds)
 
 
 async def check_password(password: str, hashed: str) -> bool:
     """Whether `password` matches `hashed`, computed off the event loop."""
-    return await asyncio.to_thread(_check_sync, password, hashed)
+    return await bcrypt_threads.run(_check_sync, password, hashed)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +169,41 @@ def normalise_email(email: str) -> str:
     return unicodedata.normalize("NFC", email.strip()).lower()
 
 
+def valid_email(email: str) -> str:
+    """`email` normalised, or `InvalidUserData` when it is not an e-mail address."""
+    email = normalise_email(email)
+    if not _EMAIL.fullmatch(email) or len(email) > 254:
+        raise InvalidUserData(f"{email!r} is not an e-mail address.")
+    return email
+
+
+def valid_name(name: str) -> str:
+    name = name.strip()
+    if not name or len(name) > 200:
+        raise InvalidUserData("The name must be 1 to 200 characters.")
+    if any(unicodedata.category(char) == "Cc" for char in name):
+        raise InvalidUserData("The name must not contain control characters.")
+    return name
+
+
+def valid_new_password(password: str) -> None:
+    """Refuse a password too short to be safe or too long for bcrypt."""
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise InvalidUserData(f"The password must be at least {MIN_PASSWORD_CHARS} characters.")
+    if len(password.encode()) > BCRYPT_MAX_BYTES:
+        raise PasswordTooLong(f"The password is limited to {BCRYPT_MAX_BYTES} bytes in UTF-8.")
+    if "\x00" in password:
+        raise InvalidUserData("The password must not contain NUL characters.")
+
+
+def valid_scopes(scopes: Sequence[str]) -> list[str]:
+    """`scopes` sorted without repeats, or `InvalidUserData` naming unknown ones."""
+    if unknown := sorted(set(scopes) - KNOWN_SCOPES.keys()):
+        shown = ", ".join(repr(s) for s in unknown)
+        raise InvalidUserData(f"Unknown scope {shown}; known: {', '.join(KNOWN_SCOPES)}.")
+    return sorted(set(scopes))
+
+
 async def register_user(
     db: Database,
     *,
@@ -137,17 +214,9 @@ async def register_user(
     rounds: int,
 ) -> UserRow:
     """Create a user; `EmailAlreadyRegistered` when the e-mail exists in any letter case."""
-    email, name = normalise_email(email), name.strip()
-    if not _EMAIL.fullmatch(email) or len(email) > 254:
-        raise InvalidUserData(f"{email!r} is not an e-mail address.")
-    if not name or len(name) > 200:
-        raise InvalidUserData("The name must be 1 to 200 characters.")
-    if len(password) < MIN_PASSWORD_CHARS:
-        raise InvalidUserData(f"The password must be at least {MIN_PASSWORD_CHARS} characters.")
-    if unknown := sorted(set(scopes) - KNOWN_SCOPES.keys()):
-        raise InvalidUserData(
-            f"Unknown scope {', '.join(unknown)}; known: {', '.join(KNOWN_SCOPES)}."
-        )
+    email, name = valid_email(email), valid_name(name)
+    valid_new_password(password)
+    scopes = valid_scopes(scopes)
     hashed = await hash_password(password, rounds=rounds)
     try:
         async with db.connection() as conn:
@@ -156,7 +225,7 @@ async def register_user(
                 email=email,
                 name=name,
                 password_hash=hashed,
-                scopes=sorted(set(scopes)),
+                scopes=scopes,
             )
     except asyncpg.UniqueViolationError as exc:
         raise EmailAlreadyRegistered(f"A user with the e-mail {email!r} already exists.") from exc

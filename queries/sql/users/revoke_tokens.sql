@@ -1,0 +1,7 @@
+-- Log the user out everywhere: every token issued before now stops working.
+-- The user's row, or no row when there is no such user.
+--   :user_id  the user's id (integer)
+UPDATE myapi.users
+   SET tokens_valid_after = now()
+ WHERE user_id = :user_id
+RETURNING user_id, email, name, password_hash, is_active, scopes, created_at;
