@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel
+from pydantic import BaseModel, ConfigDict, Field
 
 from queries.users import UserRow
 
@@ -27,3 +27,45 @@ class UserOut(BaseModel):
             scopes=row.scopes,
             created_at=row.created_at,
         )
+
+
+class UsersPage(BaseModel):
+    """One page of users in id order; pass `next_after` back as `after` for the next."""
+
+    items: list[UserOut]
+    next_after: int | None = Field(description="Null on the last page")
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(description="The login name; stored in lower case.")
+    name: str
+    password: str = Field(
+        description="8 characters at least, 72 bytes in UTF-8 at most.",
+        json_schema_extra={"format": "password"},
+    )
+    scopes: list[str] = Field(["movies:read"], description="What the user may do.")
+
+
+class UserChange(BaseModel):
+    """The fields to change; those left out stay as they are."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    is_active: bool | None = Field(
+        None, description="false disables the user and ends every token issued so far."
+    )
+    scopes: list[str] | None = Field(
+        None, description="Replaces the scopes; taking one away ends every earlier token."
+    )
+
+
+class PasswordChange(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    current_password: str = Field(json_schema_extra={"format": "password"})
+    new_password: str = Field(
+        description="8 characters at least, 72 bytes in UTF-8 at most.",
+        json_schema_extra={"format": "password"},
+    )

@@ -93,7 +93,7 @@ async def set_active(db: Database, user_id: int, *, active: bool) -> UserRow:
 
 
 async def set_scopes(db: Database, user_id: int, scopes: Sequence[str]) -> UserRow:
-    """Replace the user's scopes; tokens already issued keep theirs until they expire."""
+    """Replace the user's scopes; taking one away also ends every earlier token."""
     wanted = auth.valid_scopes(scopes)
     async with db.connection() as conn:
         user = await q.set_scopes(conn, user_id=_in_range(user_id), scopes=wanted)
