@@ -29,7 +29,7 @@ from pydantic_settings import SettingsError
 
 from api.backend.config import Settings, get_settings
 from api.backend.embedded import EmbeddedServerError
-from api.backend.signing import ConfigError, signing_secret
+from api.backend.signing import ConfigError, token_keys
 from api.exc import AppError
 from queries._check import (
     Declaration,
@@ -159,13 +159,15 @@ def serve(
     if loaded:
         typer.echo(f"Loaded {loaded:,} movies from the bundled IMDb data set.", err=True)
     try:
-        secret = signing_secret(settings)
+        keys = token_keys(settings)
     except ConfigError as exc:
         _fail(str(exc))
     # Workers (and the reloader's children) are new processes: they inherit the
-    # resolved server and the signing secret through the environment.
+    # resolved server and the signing secret through the environment (a private
+    # key file each reads from its path).
     os.environ["DATABASE_URL"] = dsn
-    os.environ["JWT_SECRET"] = secret
+    if isinstance(keys.signing_key, str):
+        os.environ["JWT_SECRET"] = keys.signing_key
     if reload:
         os.environ["API_APPLY_SCHEMA_ON_START"] = "true"
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host  # noqa: S104

@@ -14,7 +14,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api import bootstrap
 from api.backend.config import Settings, get_settings
 from api.backend.database import Database, create_pool
-from api.backend.signing import signing_secret
+from api.backend.signing import token_keys
 from api.exc import DatabaseUnavailable, install_handlers
 from api.routers import auth, health, movies, users
 from api.routers._deps import Runtime
@@ -63,7 +63,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         cfg = settings or get_settings()
-        secret = signing_secret(cfg)
+        keys = token_keys(cfg)
         if cfg.embedded:
             # Run directly under uvicorn without `api-admin serve`: start the server here.
             dsn = await asyncio.to_thread(bootstrap.resolve_dsn, cfg)
@@ -83,9 +83,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.runtime = Runtime(
                 settings=cfg,
                 db=db,
-                secret=secret,
+                keys=keys,
                 dummy=dummy,
-                cursor_key=cursor_key(secret),
+                cursor_key=cursor_key(keys.secret),
                 tokens=tokens,
                 throttle=Throttle(db, cfg),
             )

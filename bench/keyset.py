@@ -30,7 +30,7 @@ from queries.movies import list_movies
 
 SORTS = ("movie_id", "-rating", "title", "budget", "-budget", "length_minutes", "-released,title")
 PAGE = 20
-KEY = cursor_key("bench-keyset-" + "k" * 32)
+KEY = cursor_key(b"bench-keyset-" + b"k" * 32)
 FILTERS = ("title", "released_from", "released_to", "min_rating")
 
 # Server-side generation: a million rows in seconds, deterministic, with the real

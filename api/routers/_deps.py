@@ -12,6 +12,7 @@ from fastapi.security import OAuth2PasswordBearer, SecurityScopes
 
 from api.backend.config import Settings
 from api.backend.database import Database
+from api.backend.signing import TokenKeys
 from api.exc import InsufficientScope, InvalidQuery, InvalidToken
 from api.services import auth
 from api.services.auth import Claims
@@ -25,7 +26,7 @@ class Runtime:
 
     settings: Settings
     db: Database
-    secret: str
+    keys: TokenKeys
     dummy: auth.Dummy
     cursor_key: bytes
     tokens: TokenStates
@@ -57,9 +58,7 @@ async def current_claims(
     """The valid, unrevoked token's claims, holding every scope the route declares."""
     if not token:
         raise InvalidToken("A bearer token is required.", missing=True)
-    claims = auth.decode_access_token(
-        token, secret=runtime.secret, algorithm=runtime.settings.jwt_algorithm
-    )
+    claims = auth.decode_access_token(token, keys=runtime.keys)
     if not await runtime.tokens.is_valid(claims.user_id, claims.issued_at):
         raise InvalidToken("The token has been revoked, or its user disabled or deleted.")
     for scope in security_scopes.scopes:

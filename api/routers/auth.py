@@ -51,8 +51,7 @@ async def create_token(request: Request, runtime: RuntimeDep, response: Response
     token, expires_in = auth.create_access_token(
         user,
         scopes=scopes,
-        secret=runtime.secret,
-        algorithm=runtime.settings.jwt_algorithm,
+        keys=runtime.keys,
         expires_minutes=runtime.settings.access_token_expire_minutes,
     )
     return Token(access_token=token, expires_in=expires_in, scope=" ".join(scopes))

@@ -35,9 +35,9 @@ _TYPES: dict[str, tuple[type, tuple[int, int]]] = {
 }
 
 
-def cursor_key(secret: str) -> bytes:
-    """A key for cursors only, derived from the signing secret (never the secret itself)."""
-    return hmac.new(secret.encode(), b"myapi movies cursor v1", hashlib.sha256).digest()
+def cursor_key(secret: bytes) -> bytes:
+    """A key for cursors only, derived from the token keys' secret (never the secret itself)."""
+    return hmac.new(secret, b"myapi movies cursor v1", hashlib.sha256).digest()
 
 
 def _b64(data: bytes) -> str:

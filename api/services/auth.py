@@ -24,6 +24,7 @@ import jwt
 
 import queries.users as q
 from api.backend.database import Database
+from api.backend.signing import TokenKeys
 from api.exc import (
     EmailAlreadyRegistered,
     InvalidCredentials,
@@ -254,7 +255,7 @@ class Claims:
 
 
 def create_access_token(
-    user: UserRow, *, scopes: Sequence[str], secret: str, algorithm: str, expires_minutes: int
+    user: UserRow, *, scopes: Sequence[str], keys: TokenKeys, expires_minutes: int
 ) -> tuple[str, int]:
     """A signed JWT for `user` carrying `scopes`, and its lifetime in seconds."""
     now = datetime.now(UTC)
@@ -268,21 +269,33 @@ def create_access_token(
         "jti": uuid.uuid4().hex,
         "scope": " ".join(scopes),
     }
-    return jwt.encode(claims, secret, algorithm=algorithm), int(lifetime.total_seconds())
+    if keys.issuer is not None:
+        claims["iss"] = keys.issuer
+    if keys.audience is not None:
+        claims["aud"] = keys.audience
+    headers = {"kid": keys.kid} if keys.kid is not None else None
+    token = jwt.encode(claims, keys.signing_key, algorithm=keys.algorithm, headers=headers)
+    return token, int(lifetime.total_seconds())
 
 
-def decode_access_token(token: str, *, secret: str, algorithm: str) -> Claims:
+def decode_access_token(token: str, *, keys: TokenKeys) -> Claims:
     """The claims of a valid token; `InvalidToken` for anything else."""
     try:
         payload = jwt.decode(
             token,
-            secret,
-            algorithms=[algorithm],  # pinned: never the algorithm the token names
+            keys.verifying_key,
+            algorithms=[keys.algorithm],  # pinned: never the algorithm the token names
+            # Set, each is required; unset, no issuer is checked and a token that names
+            # an audience is refused (RFC 7519 section 4.1.3).
+            issuer=keys.issuer,
+            audience=keys.audience,
             options={"require": ["exp", "iat", "sub"]},
             leeway=CLOCK_LEEWAY_SECONDS,
         )
     except jwt.ExpiredSignatureError as exc:
         raise InvalidToken("The token has expired.") from exc
+    except (jwt.InvalidIssuerError, jwt.InvalidAudienceError) as exc:
+        raise InvalidToken("The token is from another issuer or for another audience.") from exc
     except jwt.InvalidTokenError as exc:
         raise InvalidToken("The token is malformed or its signature is invalid.") from exc
     subject = payload["sub"]
