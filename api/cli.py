@@ -29,7 +29,7 @@ from pydantic_settings import SettingsError
 
 from api.backend.config import Settings, get_settings
 from api.backend.embedded import EmbeddedServerError
-from api.backend.signing import ConfigError, token_keys
+from api.backend.signing import ConfigError, public_key_pem, token_keys
 from api.exc import AppError
 from queries._check import (
     Declaration,
@@ -680,6 +680,15 @@ def _without_password(dsn: str) -> tuple[str, dict[str, str]]:
         return dsn, {}
     netloc = f"{user}@{hostinfo}" if user else hostinfo
     return urlunsplit(parts._replace(netloc=netloc)), {"PGPASSWORD": unquote(password)}
+
+
+@app.command("public-key")
+def public_key() -> None:
+    """Print the PEM public key that verifies access tokens (RS*, ES* and EdDSA only)."""
+    try:
+        typer.echo(public_key_pem(_settings()), nl=False)
+    except ConfigError as exc:
+        _fail(str(exc))
 
 
 def main() -> None:

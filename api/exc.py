@@ -229,6 +229,12 @@ class InvalidScope(TokenRequestError):
     code, title = "invalid_scope", "Invalid scope"
 
 
+class PublicKeyNotFound(NotFound):
+    """Tokens are signed with a shared secret: there is no public key to publish."""
+
+    code, title = "public_key_not_found", "No public key"
+
+
 class InvalidToken(Unauthorized):
     """RFC 6750 section 3: a missing, malformed, expired or revoked bearer token."""
 

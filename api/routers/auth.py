@@ -1,4 +1,5 @@
-"""POST /token: the OAuth2 password grant (RFC 6749 section 4.3).
+"""POST /token: the OAuth2 password grant (RFC 6749 section 4.3); GET /.well-known/jwks.json:
+the public key that verifies its tokens (RFC 7517), when they are signed with a key pair.
 
 The form is read here rather than by FastAPI, so that every refusal is a 400 with
 the RFC's `error` code, never a 422.
@@ -10,9 +11,9 @@ from fastapi import APIRouter, Request, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
-from api.exc import AppError, InvalidTokenRequest, UnsupportedGrantType
+from api.exc import AppError, InvalidTokenRequest, PublicKeyNotFound, UnsupportedGrantType
 from api.routers._deps import RuntimeDep
-from api.schemas.auth import Token, TokenRequest
+from api.schemas.auth import JsonWebKey, JsonWebKeySet, Token, TokenRequest
 from api.schemas.problems import problem_responses
 from api.services import auth
 
@@ -55,6 +56,22 @@ async def create_token(request: Request, runtime: RuntimeDep, response: Response
         expires_minutes=runtime.settings.access_token_expire_minutes,
     )
     return Token(access_token=token, expires_in=expires_in, scope=" ".join(scopes))
+
+
+@router.get(
+    "/.well-known/jwks.json", responses=problem_responses(404), response_model_exclude_none=True
+)
+async def get_jwks(runtime: RuntimeDep, response: Response) -> JsonWebKeySet:
+    """The public key that verifies access tokens (RFC 7517); 404 when they are HS-signed."""
+    jwk = runtime.keys.public_jwk
+    if jwk is None:
+        raise PublicKeyNotFound(
+            f"Tokens are signed with {runtime.keys.algorithm}, a shared secret: "
+            "there is no public key."
+        )
+    # The key changes only when the service restarts with another one.
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return JsonWebKeySet(keys=[JsonWebKey.model_validate(jwk)])
 
 
 async def _parameters(request: Request) -> dict[str, str]:
