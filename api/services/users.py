@@ -41,6 +41,11 @@ def _in_range(user_id: int) -> int:
     return user_id
 
 
+def _account_key(user: UserRow) -> str:
+    # Rows written by hand in SQL may hold an e-mail in mixed case; logins count it normalised.
+    return throttle.account_key(auth.normalise_email(user.email))
+
+
 async def get_user(db: Database, user_id: int) -> UserRow:
     async with db.connection() as conn:
         return _found(await q.get_user(conn, user_id=_in_range(user_id)), user_id)
@@ -50,7 +55,7 @@ async def find_user(db: Database, email: str) -> UserRow:
     """The user with this e-mail, in any letter case; `UserNotFound` when none."""
     email = auth.normalise_email(email)
     user = None
-    if "\x00" not in email:
+    if auth.storable(email):
         async with db.connection() as conn:
             user = await q.get_user_by_email(conn, email=email)
     return _found(user, email)
@@ -111,5 +116,22 @@ async def delete_user(db: Database, user_id: int) -> UserRow:
     """Delete the user (their tokens stop working); the deleted row."""
     async with db.connection() as conn, conn.transaction():
         user = _found(await q.delete_user(conn, user_id=_in_range(user_id)), user_id)
-        await logins.clear(conn, key=throttle.account_key(user.email))
+        await logins.clear(conn, key=_account_key(user))
     return user
+
+
+async def failed_logins(db: Database, user: UserRow, *, window_seconds: int) -> int:
+    """How many failed logins count against the user's account now (see throttle.py)."""
+    key = _account_key(user)
+    async with db.connection() as conn:
+        attempts = await logins.get_attempts(conn, key=key, window_seconds=window_seconds)
+    return attempts.failures if attempts is not None else 0
+
+
+async def unlock(db: Database, user: UserRow, *, window_seconds: int) -> int:
+    """Forgive the failed logins counting against the user's account; how many there were."""
+    key = _account_key(user)
+    async with db.connection() as conn, conn.transaction():
+        attempts = await logins.get_attempts(conn, key=key, window_seconds=window_seconds)
+        await logins.clear(conn, key=key)
+    return attempts.failures if attempts is not None else 0

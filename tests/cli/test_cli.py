@@ -26,7 +26,7 @@ import bcrypt
 import pytest
 
 from api.backend.config import Settings
-from api.cli import _without_password
+from api.cli.commands import _without_password
 
 ROOT = Path(__file__).resolve().parents[2]
 MOVIES_FILE = ROOT / "api" / "data" / "imdb-movies.csv.gz"
