@@ -103,9 +103,11 @@ def _hash_sync(password: str, rounds: int) -> str:
 
 
 def _check_sync(password: str, hashed: str) -> bool:
-    encoded = password.encode()
     # Refused at creation; and some bcrypt builds stop reading a password at NUL.
-    if len(encoded) > BCRYPT_MAX_BYTES or b"\x00" in encoded:
+    if not storable(password):
+        return False
+    encoded = password.encode()
+    if len(encoded) > BCRYPT_MAX_BYTES:
         return False
     try:
         return bcrypt.checkpw(encoded, hashed.encode())
@@ -115,8 +117,7 @@ def _check_sync(password: str, hashed: str) -> bool:
 
 async def hash_password(password: str, *, rounds: int) -> str:
     """A bcrypt hash of `password`, computed off the event loop."""
-    if len(password.encode()) > BCRYPT_MAX_BYTES:
-        raise PasswordTooLong(f"passwords are limited to {BCRYPT_MAX_BYTES} bytes in UTF-8")
+    valid_new_password(password)
     return await bcrypt_threads.run(_hash_sync, password, rounds)
 
 
@@ -141,7 +142,7 @@ async def authenticate(db: Database, *, email: str, password: str, dummy: Dummy)
     # The connection goes back to the pool before bcrypt's quarter second.
     email = normalise_email(email)
     user = None
-    if "\x00" not in email:  # PostgreSQL text cannot hold NUL: no user has such an e-mail
+    if storable(email):  # no user has an e-mail PostgreSQL could not hold
         async with db.connection() as conn:
             user = await q.get_user_by_email(conn, email=email)
     hashed = user.password_hash if user is not None else dummy.hashed
@@ -170,10 +171,22 @@ def normalise_email(email: str) -> str:
     return unicodedata.normalize("NFC", email.strip()).lower()
 
 
+def storable(text: str) -> bool:
+    """Whether PostgreSQL (and bcrypt) can take `text`: UTF-8 encodable and without NUL.
+    A JSON body can carry a lone surrogate (`"\\ud800"`), which no UTF-8 column holds."""
+    if "\x00" in text:
+        return False
+    try:
+        text.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def valid_email(email: str) -> str:
     """`email` normalised, or `InvalidUserData` when it is not an e-mail address."""
     email = normalise_email(email)
-    if not _EMAIL.fullmatch(email) or len(email) > 254:
+    if not storable(email) or not _EMAIL.fullmatch(email) or len(email) > 254:
         raise InvalidUserData(f"{email!r} is not an e-mail address.")
     return email
 
@@ -182,19 +195,19 @@ def valid_name(name: str) -> str:
     name = name.strip()
     if not name or len(name) > 200:
         raise InvalidUserData("The name must be 1 to 200 characters.")
-    if any(unicodedata.category(char) == "Cc" for char in name):
-        raise InvalidUserData("The name must not contain control characters.")
+    if not storable(name) or any(unicodedata.category(char) == "Cc" for char in name):
+        raise InvalidUserData("The name must not contain control characters or lone surrogates.")
     return name
 
 
 def valid_new_password(password: str) -> None:
     """Refuse a password too short to be safe or too long for bcrypt."""
+    if not storable(password):
+        raise InvalidUserData("The password must not contain NUL characters or lone surrogates.")
     if len(password) < MIN_PASSWORD_CHARS:
         raise InvalidUserData(f"The password must be at least {MIN_PASSWORD_CHARS} characters.")
     if len(password.encode()) > BCRYPT_MAX_BYTES:
         raise PasswordTooLong(f"The password is limited to {BCRYPT_MAX_BYTES} bytes in UTF-8.")
-    if "\x00" in password:
-        raise InvalidUserData("The password must not contain NUL characters.")
 
 
 def valid_scopes(scopes: Sequence[str]) -> list[str]:

@@ -10,6 +10,7 @@ are fixed: the count starts when the first attempt of a window arrives and is fo
 
 from __future__ import annotations
 
+import hashlib
 import time
 from dataclasses import dataclass
 
@@ -23,13 +24,27 @@ PURGE_EVERY_SECONDS = 60.0
 MAX_KEY_CHARS = 320
 
 
+def _storable(text: str) -> str:
+    """`text` as PostgreSQL can hold it: a login name with NUL or a lone surrogate (never a
+    user's) is still counted, under a digest of it."""
+    text = text[:MAX_KEY_CHARS]
+    if "\x00" not in text:
+        try:
+            text.encode()
+        except UnicodeEncodeError:
+            pass
+        else:
+            return text
+    return "sha256:" + hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
 def account_key(email: str) -> str:
     """The key of an account's count: its normalised e-mail (see auth.normalise_email)."""
-    return f"account:{email[:MAX_KEY_CHARS]}"
+    return f"account:{_storable(email)}"
 
 
 def address_key(address: str) -> str:
-    return f"address:{address[:MAX_KEY_CHARS]}"
+    return f"address:{_storable(address)}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -270,3 +270,17 @@ async def test_expired_windows_are_purged(
         ("account:reader@example.com", 1),
         ("address:127.0.0.1", 1),
     ]
+
+
+@pytest.mark.parametrize("name", ["nul\x00@example.com", "x" * 5000 + "@example.com"])
+async def test_login_names_postgresql_cannot_key_are_still_counted(
+    settings: Settings, pool: asyncpg.Pool, name: str
+) -> None:
+    throttled = _throttled(settings, login_account_limit=2)
+    with live_server(throttled) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            statuses = [(await _login(http, name, "wrong")).status_code for _ in range(3)]
+    assert statuses == [400, 400, 429]
+    keys = await pool.fetch("SELECT key FROM myapi.login_attempts WHERE key LIKE 'account:%'")
+    assert len(keys) == 1
+    assert len(keys[0]["key"]) <= 8 + 320

@@ -349,3 +349,47 @@ async def test_a_refused_change_changes_nothing(
     assert response.status_code == 422, response.text
     after = await pool.fetchrow("SELECT * FROM myapi.users WHERE user_id = $1", user.user_id)
     assert after == before
+
+
+@pytest.mark.parametrize(
+    ("path", "raw", "status"),
+    [
+        ("/users", '{"email": "\\ud800@example.com", "name": "N", "password": "long enough"}', 422),
+        (
+            "/users",
+            '{"email": "n@example.com", "name": "N\\udcff", "password": "long enough"}',
+            422,
+        ),
+        ("/users", '{"email": "n@example.com", "name": "N", "password": "long \\ud800 pw"}', 422),
+        ("/users", '{"email": "n@example.com", "name": "N", "password": "long \\u0000 pw"}', 422),
+        (
+            "/users/me/password",
+            '{"current_password": "\\ud800", "new_password": "long enough"}',
+            400,
+        ),
+        ("/users/me/password", '{"current_password": "x", "new_password": "long \\ud800 pw"}', 422),
+    ],
+)
+async def test_text_postgresql_cannot_hold_is_a_4xx_not_a_500(
+    http: httpx.AsyncClient, admin: UserRow, pool: asyncpg.Pool, path: str, raw: str, status: int
+) -> None:
+    """JSON can spell a lone surrogate or a NUL, which no UTF-8 text column holds."""
+    bearer = await _bearer(http, ADMIN, TEST_PASSWORD)
+    before = await pool.fetch("SELECT * FROM myapi.users ORDER BY user_id")
+    headers = bearer | {"Content-Type": "application/json"}
+    response = await http.post(path, content=raw.encode(), headers=headers)
+    assert response.status_code == status, response.text
+    assert await pool.fetch("SELECT * FROM myapi.users ORDER BY user_id") == before
+
+
+async def test_a_login_name_in_broken_utf8_is_just_a_failed_login(
+    http: httpx.AsyncClient, user: UserRow
+) -> None:
+    for body in (b"username=%ED%A0%80%40example.com&password=x", b"username=%FF&password=%FF"):
+        response = await http.post(
+            "/token",
+            content=body,
+            headers={"Content-Type": "application/x-www-form-urlencoded"},
+        )
+        assert response.status_code == 400, response.text
+        assert response.json()["error"] == "invalid_grant"
