@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     login_address_limit: Annotated[int, Field(ge=0)] = 100
 
     cors_origins: list[str] = []
+    # Addresses of the reverse proxies whose X-Forwarded-For to believe (comma-separated,
+    # or * for any): the client address that login throttling counts. Unset: the peer's.
+    forwarded_allow_ips: str | None = None
 
     @field_validator("jwt_secret")
     @classmethod

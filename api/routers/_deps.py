@@ -100,3 +100,9 @@ def _query_names(dependant: Dependant) -> set[str]:
 
 ReadMovies = Annotated[Claims, Security(current_claims, scopes=["movies:read"])]
 Authenticated = Annotated[Claims, Security(current_claims)]
+
+
+def client_address(request: Request) -> str:
+    """The client's IP address (a proxy's X-Forwarded-For only when configured to be
+    believed: see `forwarded_allow_ips`), as login throttling counts it."""
+    return request.client.host if request.client else "unknown"

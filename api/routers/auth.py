@@ -12,7 +12,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
 from api.exc import AppError, InvalidTokenRequest, PublicKeyNotFound, UnsupportedGrantType
-from api.routers._deps import RuntimeDep
+from api.routers._deps import RuntimeDep, client_address
 from api.schemas.auth import JsonWebKey, JsonWebKeySet, Token, TokenRequest
 from api.schemas.problems import problem_responses
 from api.services import auth
@@ -37,9 +37,8 @@ async def create_token(request: Request, runtime: RuntimeDep, response: Response
     response.headers.update(NO_STORE)
     try:
         form = _token_request(await _parameters(request))
-        address = request.client.host if request.client else "unknown"
         attempt = await runtime.throttle.attempt(
-            email=auth.normalise_email(form.username), address=address
+            email=auth.normalise_email(form.username), address=client_address(request)
         )
         user = await auth.authenticate(
             runtime.db, email=form.username, password=form.password, dummy=runtime.dummy

@@ -7,7 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query, Request, Response, Security, status
 
 from api.exc import InvalidUserData, SelfLockout
-from api.routers._deps import Authenticated, DatabaseDep, RuntimeDep, current_claims, strict_query
+from api.routers._deps import (
+    Authenticated,
+    DatabaseDep,
+    RuntimeDep,
+    client_address,
+    current_claims,
+    strict_query,
+)
 from api.schemas.problems import problem_responses
 from api.schemas.users import PasswordChange, UserChange, UserCreate, UserOut, UsersPage
 from api.services import auth, users
@@ -40,8 +47,9 @@ async def change_my_password(
     auth.valid_new_password(body.new_password)  # refused before it counts as an attempt
     user = await auth.get_active_user(runtime.db, user_id=claims.user_id)
     # A stolen token must not become a way to guess the password: throttled as a login.
-    address = request.client.host if request.client else "unknown"
-    attempt = await runtime.throttle.attempt(email=user.email, address=address)
+    attempt = await runtime.throttle.attempt(
+        email=auth.normalise_email(user.email), address=client_address(request)
+    )
     await users.change_password(
         runtime.db,
         user.user_id,
