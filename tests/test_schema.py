@@ -40,7 +40,7 @@ async def test_schema_applies_to_an_empty_database(conn: asyncpg.Connection) -> 
     tables = await conn.fetch(
         "SELECT table_name FROM information_schema.tables WHERE table_schema = 'myapi' ORDER BY 1"
     )
-    assert [t["table_name"] for t in tables] == ["movies", "users"]
+    assert [t["table_name"] for t in tables] == ["login_attempts", "movies", "users"]
     functions = await conn.fetch(
         "SELECT p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace"
         " WHERE n.nspname = 'myapi' ORDER BY 1"

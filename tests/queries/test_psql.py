@@ -83,6 +83,28 @@ VALUES ('Reader@Example.com', 'Reader "R" O''Neil', '$2b$04$abcdefghijklmnopqrst
 RETURNING user_id
 """
 
+# What a user statement left: whether earlier tokens were revoked, not when (now()).
+USER_EFFECT = """
+SELECT user_id, email, password_hash, is_active, scopes,
+       tokens_valid_after > 'epoch' AS tokens_revoked
+  FROM myapi.users
+ ORDER BY user_id
+"""
+
+ACCOUNT = "account:reader@example.com"
+ADDRESS = "address:127.0.0.1"
+# Attempts whose windows started a minute and an hour ago; one row, the same in both clones.
+SEED_ATTEMPTS = f"""
+WITH seeded AS (
+    INSERT INTO myapi.login_attempts (key, failures, window_started)
+    VALUES ('{ACCOUNT}', 3, now() - interval '1 minute'),
+           ('{ADDRESS}', 50, now() - interval '1 hour')
+    RETURNING key
+)
+SELECT count(*) AS seeded FROM seeded
+"""
+ATTEMPTS_EFFECT = "SELECT key, failures FROM myapi.login_attempts ORDER BY key"
+
 
 @dataclass(frozen=True)
 class Case:
@@ -166,6 +188,49 @@ CASES: dict[str, Case] = {
         volatile=frozenset({"created_at"}),
         effect="SELECT user_id, email, name, password_hash, is_active, scopes FROM myapi.users"
         " ORDER BY user_id",
+    ),
+    "users/list_users": Case(values={"after_id": 0, "lim": 10}, setup=SEED_USER, status="SELECT 1"),
+    "users/set_password": Case(
+        values={"password_hash": "$2b$04$newnewnewnewnewnewnewn"},
+        setup=SEED_USER,
+        status="UPDATE 1",
+        effect=USER_EFFECT,
+    ),
+    "users/set_active": Case(
+        values={"is_active": False}, setup=SEED_USER, status="UPDATE 1", effect=USER_EFFECT
+    ),
+    # Taking users:admin away: the user's earlier tokens are revoked too.
+    "users/set_scopes": Case(
+        values={"scopes": ["movies:read"]}, setup=SEED_USER, status="UPDATE 1", effect=USER_EFFECT
+    ),
+    "users/revoke_tokens": Case(setup=SEED_USER, status="UPDATE 1", effect=USER_EFFECT),
+    "users/delete_user": Case(setup=SEED_USER, status="DELETE 1", effect=USER_EFFECT),
+    # The account's window is a minute old (its count goes on, 840 s left); the address's
+    # ended an hour ago (it starts again at 1, the whole 900 s left).
+    "logins/count_attempt": Case(
+        values={"account": ACCOUNT, "address": ADDRESS, "window_seconds": 900},
+        setup=SEED_ATTEMPTS,
+        status="INSERT 0 2",
+        ordered=False,
+        effect=ATTEMPTS_EFFECT,
+    ),
+    "logins/get_attempts": Case(
+        values={"key": ACCOUNT, "window_seconds": 900}, setup=SEED_ATTEMPTS, status="SELECT 1"
+    ),
+    "logins/succeeded": Case(
+        values={"account": ACCOUNT, "address": ADDRESS},
+        setup=SEED_ATTEMPTS,
+        status="UPDATE 1",
+        effect=ATTEMPTS_EFFECT,
+    ),
+    "logins/purge": Case(
+        values={"window_seconds": 900},
+        setup=SEED_ATTEMPTS,
+        status="DELETE 1",
+        effect=ATTEMPTS_EFFECT,
+    ),
+    "logins/clear": Case(
+        values={"key": ACCOUNT}, setup=SEED_ATTEMPTS, status="DELETE 1", effect=ATTEMPTS_EFFECT
     ),
 }
 
