@@ -1,0 +1,242 @@
+"""`python -m bench`: the service against its ceilings, in one run (issue 5's harness).
+
+Starts, on loopback only, an embedded PostgreSQL (or uses --dsn) with the real movies, our
+service (`api-admin serve`), a second instance with more workers, and two reference servers
+(a constant JSON, one movie by id through bare asyncpg); drives each with wrk (or a Python
+client) at several connection counts; measures logins against bcrypt's limit, cold start,
+bulk loads, keyset pages at scale and memory. Prints a table, writes a JSON file, and stops
+everything it started. `python -m bench --compare A.json B.json` shows what changed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import NoReturn
+
+from bench import _report, _targets
+from bench._load import pick_generator
+from bench._procs import PROJECT, BenchError
+from bench._run import Harness, Options, cores
+
+
+def _connections(text: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
+    if not counts or min(counts) < 1:
+        raise argparse.ArgumentTypeError("connection counts must be 1 or more")
+    return counts
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add = parser.add_argument
+    add(
+        "--connections",
+        type=_connections,
+        default=(1, 32, 64),
+        metavar="N,N,...",
+        help="connection counts for every endpoint (default: 1,32,64)",
+    )
+    add(
+        "--duration",
+        type=float,
+        default=10.0,
+        metavar="S",
+        help="seconds per measurement (default: 10)",
+    )
+    add(
+        "--warmup",
+        type=float,
+        default=3.0,
+        metavar="S",
+        help="seconds of warm-up per endpoint and connection count (default: 3)",
+    )
+    add(
+        "--repeat",
+        type=int,
+        default=3,
+        metavar="N",
+        help="repetitions per measurement; the median is reported (default: 3)",
+    )
+    add(
+        "--quick",
+        action="store_true",
+        help="a smoke run: 3 s per measurement, 1 s warm-up, 1 repetition",
+    )
+    add(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes of our service (default: 1)",
+    )
+    add(
+        "--scale-workers",
+        type=int,
+        default=2,
+        metavar="N",
+        help="workers of the second instance compared with the first (default: 2)",
+    )
+    add(
+        "--login-connections",
+        type=int,
+        default=4,
+        metavar="N",
+        help="connections sending POST /token (default: 4)",
+    )
+    add(
+        "--mixed-connections",
+        type=int,
+        default=32,
+        metavar="N",
+        help="connections of GET /movies/{id} while logins run (default: 32)",
+    )
+    add(
+        "--rows",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also load N generated movies (e.g. 1000000) and time keyset pages over them; "
+        "this replaces the movies of the database",
+    )
+    add(
+        "--dsn",
+        metavar="URL",
+        help="a scratch PostgreSQL to use instead of a throw-away embedded one (its myapi "
+        "schema is applied, its movies replaced, a user added)",
+    )
+    add(
+        "--no-cold-start",
+        dest="cold_start",
+        action="store_false",
+        help="skip the cold start and warm restart of `api-admin serve`",
+    )
+    add(
+        "--install-wrk",
+        action="store_true",
+        help="install wrk with apt-get (as root) when it is missing; without wrk a Python "
+        "asyncio client generates the load",
+    )
+    add(
+        "--python-client",
+        action="store_true",
+        help="use the Python client even when wrk is installed",
+    )
+    add(
+        "--json",
+        type=Path,
+        metavar="PATH",
+        help="where to write the results (default: bench/results/<timestamp>.json)",
+    )
+    add(
+        "--compare",
+        nargs=2,
+        type=Path,
+        metavar=("A.json", "B.json"),
+        help="print the differences between two result files, and run nothing",
+    )
+    return parser
+
+
+def _commit() -> str:
+    try:
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607
+            cwd=PROJECT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    dirty = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=no"],  # noqa: S607
+        cwd=PROJECT,
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    ).stdout.strip()
+    return done.stdout.strip() + ("+changes" if dirty else "")
+
+
+def _terminate(signum: int, _frame: object) -> NoReturn:
+    # SystemExit unwinds the run: every server stopped, every directory removed.
+    raise SystemExit(128 + signum)
+
+
+def main() -> None:
+    options = _parser().parse_args()
+    if options.compare:
+        try:
+            print(_report.compare(*options.compare))
+        except (OSError, ValueError, KeyError) as exc:
+            sys.exit(f"error: cannot compare {options.compare[0]} and {options.compare[1]}: {exc}")
+        return
+    if options.quick:
+        options.duration, options.warmup, options.repeat = 3.0, 1.0, 1
+    signal.signal(signal.SIGTERM, _terminate)
+    started = datetime.now(UTC)
+    generator = pick_generator(install=options.install_wrk, force_python=options.python_client)
+    run = Options(
+        connections=options.connections,
+        duration=options.duration,
+        warmup=options.warmup,
+        repeat=max(1, options.repeat),
+        workers=options.workers,
+        scale_workers=options.scale_workers,
+        login_connections=options.login_connections,
+        mixed_connections=options.mixed_connections,
+        rows=options.rows,
+        dsn=options.dsn,
+        cold_start=options.cold_start,
+    )
+    meta = {
+        "started": started.isoformat(timespec="seconds"),
+        "commit": _commit(),
+        "cores": cores(),
+        "generator": generator.name,
+    } | {k: v for k, v in vars(run).items() if k != "dsn"}
+    report = _report.Report(meta)
+    clock = time.perf_counter()
+    failed = None
+    try:
+        Harness(run, generator, report).run()
+    except BenchError as exc:
+        failed = f"the run stopped early: {exc}"
+        report.notes.append(failed.splitlines()[0])
+    except KeyboardInterrupt:
+        print("interrupted; everything started was stopped", file=sys.stderr)
+        sys.exit(130)
+    report.meta["seconds"] = round(time.perf_counter() - clock)
+    at = _targets.TARGET_CONNECTIONS
+    _targets.evaluate(
+        report,
+        connections=at if at in run.connections else max(run.connections),
+        workers=run.workers,
+        scale_workers=run.scale_workers,
+    )
+    print(_report.render(report))
+    path = options.json or PROJECT / "bench/results" / f"{started:%Y%m%d-%H%M%S}.json"
+    _report.write_json(report, path)
+    print(f"\nresults: {path}")
+    if failed:
+        print(f"error: {failed}", file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
