@@ -86,7 +86,32 @@ async def _check(conn: Connection, declaration: Declaration) -> list[Finding]:
     file = declaration_file(declaration)
     # A plain `Query` is the base a composed query (a `Listing`) wraps.
     findings = _check_base(file, query) if type(query) is Query else []
+    findings += _check_session(file, query)
     return findings + await _check_statement(conn, file, declaration, query)
+
+
+# Statements whose effect outlives their transaction on the connection that ran them. Pool
+# connections go back without asyncpg's reset query (api/backend/database.py), so such a
+# statement would leak into the next request that borrows the connection.
+_SESSION_COMMANDS = {"SET", "RESET", "LISTEN", "UNLISTEN", "DISCARD", "PREPARE", "DEALLOCATE"}
+
+
+def _check_session(file: str, query: Query) -> list[Finding]:
+    try:
+        words = top_level_words(query.sql)
+    except SqlFileError:
+        return []
+    if not words:
+        return []
+    first = min(words, key=words.__getitem__)
+    if first not in _SESSION_COMMANDS or (first == "SET" and "LOCAL" in words):
+        return []
+    message = (
+        f"{first} changes the session, and pooled connections are not reset between "
+        "requests: the change would leak into whichever request borrows the connection next"
+    )
+    hint = "use SET LOCAL (it ends with the transaction), or set it in schema.sql per role"
+    return [Finding(file, None, "error", message, hint)]
 
 
 # Clauses that sort or cut a statement's rows, by the word that starts them.

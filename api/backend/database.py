@@ -32,8 +32,21 @@ async def create_pool(dsn: str, settings: Settings) -> asyncpg.Pool:
         statement_cache_size=settings.statement_cache_size,
         command_timeout=settings.command_timeout,
         server_settings={"application_name": "myapi"},
+        reset=_keep_session,
     )
     return pool
+
+
+async def _keep_session(_conn: asyncpg.Connection) -> None:
+    """What a connection goes back to the pool with: its session as it is.
+
+    asyncpg's default reset sends `SELECT pg_advisory_unlock_all(); CLOSE ALL; UNLISTEN *;
+    RESET ALL` on every release, a round trip per request (profiled at a sixth of the
+    database time of GET /movies/{id}). Nothing here changes session state: every
+    statement is one declared .sql file, `api-admin check` refuses files that would (SET,
+    LISTEN, ...), and advisory locks are transaction-scoped. asyncpg still rolls back an
+    open transaction before calling this.
+    """
 
 
 # What acquiring a connection raises when the server is down, refusing connections

@@ -101,6 +101,9 @@ BROKEN_FILES = {
     ),
     "create_scratch": "CREATE TEMPORARY TABLE scratch (n integer NOT NULL) ON COMMIT DROP",
     "read_scratch": "SELECT n FROM scratch",
+    "session_set": "-- leaks into the next request\nSET statement_timeout = 0",
+    "session_listen": "LISTEN myapi_users",
+    "transaction_set": "SET LOCAL statement_timeout = 1000",
 }
 
 
@@ -127,6 +130,9 @@ def _broken(tmp_path: Path) -> list[Declaration]:
     sql.scanned("limited_base", params={})
     sql.exec("create_scratch", params={})
     sql.many("read_scratch", row=Counted, params={})
+    sql.exec("session_set", params={})
+    sql.exec("session_listen", params={})
+    sql.exec("transaction_set", params={})
     sql.verify()
     bases = {
         name: ListingBase(sql.declared[name], ("movie_id", "title"), None)
@@ -239,6 +245,15 @@ EXPECTED = [
         "LIMIT at its top level (line 3, column 2)",
         "remove it: the listing adds the client's filters, sort order and page",
     ),
+    # Pooled connections are not reset: a session-wide change would leak (SET LOCAL is fine).
+    (
+        "session_set",
+        None,
+        "error",
+        "SET changes the session, and pooled connections are not reset between requests",
+        "use SET LOCAL",
+    ),
+    ("session_listen", None, "error", "LISTEN changes the session", "use SET LOCAL"),
 ]
 
 
