@@ -19,7 +19,7 @@ from api.exc import DatabaseUnavailable, install_handlers
 from api.routers import auth, health, movies, users
 from api.routers._deps import Runtime
 from api.services._cursor import cursor_key
-from api.services.auth import Dummy, bcrypt_threads
+from api.services.auth import Dummy, TokenVerifier, bcrypt_threads
 from api.services.revocation import TokenStates
 from api.services.throttle import Throttle
 from queries._check import check_queries, collect_declarations
@@ -84,6 +84,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 settings=cfg,
                 db=db,
                 keys=keys,
+                verifier=TokenVerifier(keys),
                 dummy=dummy,
                 cursor_key=cursor_key(keys.secret),
                 tokens=tokens,
@@ -115,6 +116,6 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_headers=["Authorization", "Content-Type"],
         )
     install_handlers(app)
-    for router in (health.router, auth.router, users.router, movies.router):
+    for router in (movies.router, users.router, auth.router, health.router):
         app.include_router(router)
     return app
