@@ -6,8 +6,8 @@ LIMIT …`. Identifiers come only from the declaration; every value is a `$n` ar
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, cast
 
@@ -19,6 +19,12 @@ from pypika.utils import format_alias_sql
 from ._sqlfile import ScannedSql
 
 ALIAS = "q"
+# Shapes of page (filters present, sort, NULLs in the cursor) whose SQL is kept; a client
+# choosing sorts at random makes new ones, so the oldest is forgotten past this many.
+MAX_SHAPES = 1024
+# Where a `$n` of a composed page takes its value: ("filter", name), ("after", index of
+# the cursor's value) or ("limit", 0).
+_Slot = tuple[str, Any]
 
 
 class Op(Enum):
@@ -85,6 +91,10 @@ class Listing:
     # Sortable columns that may hold NULL. They sort as PostgreSQL sorts them by
     # default, last ascending and first descending, so one index serves both ways.
     nullable: frozenset[str] = frozenset()
+    # The SQL of each shape of page composed so far (see `_shape`).
+    _shapes: dict[Hashable, tuple[str, tuple[_Slot, ...]]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def sort_keys(self, spec: str) -> tuple[SortKey, ...]:
         """Parse `-rating,title` into sort keys ending with the unique key."""
@@ -110,30 +120,63 @@ class Listing:
         limit: int,
     ) -> tuple[str, list[Any]]:
         """SQL and arguments for one page; `after` is the last row's sort values."""
+        present = tuple(name for name, value in filters.items() if value is not None)
+        nulls = None if after is None else tuple(value is None for value in after)
+        key = (len(base_args), present, tuple(sort), nulls)
+        shape = self._shapes.get(key)
+        if shape is None:
+            shape = self._shape(len(base_args), present, sort, nulls)
+            if len(self._shapes) >= MAX_SHAPES:
+                del self._shapes[next(iter(self._shapes))]
+            self._shapes[key] = shape
+        sql, slots = shape
         args = list(base_args)
+        for kind, ref in slots:
+            if kind == "filter":
+                value = filters[ref]
+                if self.filters[ref].op is Op.CONTAINS:
+                    value = f"%{escape_like(value)}%"
+                args.append(value)
+            elif kind == "after":
+                args.append(after[ref] if after is not None else None)
+            else:
+                args.append(limit)
+        return sql, args
 
-        def bind(value: Any) -> Parameter:
-            args.append(value)
-            return Parameter(f"${len(args)}")
+    def _shape(
+        self,
+        offset: int,
+        present: tuple[str, ...],
+        sort: Sequence[SortKey],
+        nulls: tuple[bool, ...] | None,
+    ) -> tuple[str, tuple[_Slot, ...]]:
+        """The SQL of one shape of page (which filters, which sort, where the page
+        starts), and where each of its `$n` takes its value from. The text depends on
+        nothing else, so it is composed once per shape rather than once per request."""
+        slots: list[_Slot] = []
+
+        def bind(slot: _Slot) -> Parameter:
+            slots.append(slot)
+            return Parameter(f"${offset + len(slots)}")
 
         source = _Base(self.base.sql)
-        where = [
-            self._criterion(source, name, value, bind)
-            for name, value in filters.items()
-            if value is not None
-        ]
-        branches = [[]] if after is None else _after(source, sort, after, bind, self.nullable)
+        where = [self._criterion(source, name, bind) for name in present]
+        if nulls is None:
+            branches: list[list[Term]] = [[]]
+        else:
+            markers = [None if null else ("after", i) for i, null in enumerate(nulls)]
+            branches = _after(source, sort, markers, bind, self.nullable)
         # pypika types LIMIT as int, but renders any term: here a bound $n.
-        page: Any = bind(limit)
+        page: Any = bind(("limit", 0))
         queries = [self._page(source, [*where, *extra], sort, page) for extra in branches]
         if len(queries) == 1:
-            return str(queries[0].get_sql()), args
+            return str(queries[0].get_sql()), tuple(slots)
         # Two index-ordered runs (e.g. the rest of the numbers, then the NULLs), each
         # at most one page long; sorting those few rows is cheaper than a filtered scan.
         union: Any = queries[0].union_all(queries[1])
         for k in sort:
             union = union.orderby(Field(k.column), order=_order(k))
-        return str(union.limit(page).get_sql()), args
+        return str(union.limit(page).get_sql()), tuple(slots)
 
     def _page(self, source: _Base, where: list[Term], sort: Sequence[SortKey], page: Any) -> Any:
         query = PostgreSQLQuery.from_(source).select(
@@ -145,19 +188,20 @@ class Listing:
             query = query.orderby(Field(k.column, table=source), order=_order(k))
         return query.limit(page)
 
-    def _criterion(self, source: _Base, name: str, value: Any, bind: Any) -> Criterion:
+    def _criterion(self, source: _Base, name: str, bind: Any) -> Criterion:
         spec = self.filters.get(name)
         if spec is None:
             raise UnknownField("filter", name, tuple(self.filters))
         column = Field(spec.column, table=source)
+        value = bind(("filter", name))
         if spec.op is Op.CONTAINS:
-            criterion = column.ilike(bind(f"%{escape_like(value)}%"))
+            criterion = column.ilike(value)
         elif spec.op is Op.GE:
-            criterion = column >= bind(value)
+            criterion = column >= value
         elif spec.op is Op.LE:
-            criterion = column <= bind(value)
+            criterion = column <= value
         else:
-            criterion = column == bind(value)
+            criterion = column == value
         return cast(Criterion, criterion)
 
 

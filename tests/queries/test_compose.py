@@ -221,3 +221,43 @@ async def test_tvf_base_with_mixed_case_names_composes(database: str) -> None:
         ]
     finally:
         await conn.close()
+
+
+def test_a_shape_is_composed_once_and_takes_each_requests_values() -> None:
+    """The SQL of a shape is kept; the values are bound afresh on every build."""
+    q.list_movies._shapes.clear()
+    sort = q.list_movies.sort_keys("-rating")
+    first_sql, first_args = _build(filters={"title": "a%", "min_rating": None}, sort=sort)
+    again_sql, again_args = _build(filters={"title": "b_c", "min_rating": None}, sort=sort)
+    assert again_sql == first_sql
+    assert (first_args, again_args) == (["%a\\%%", 21], ["%b\\_c%", 21])
+    assert len(q.list_movies._shapes) == 1
+    # Another filter, another sort or a cursor with a NULL where there was a value: new shapes.
+    _build(filters={"title": "a", "min_rating": Decimal(7)}, sort=sort)
+    _build(filters={"title": "a"}, sort=q.list_movies.sort_keys("title"))
+    budget = q.list_movies.sort_keys("budget")
+    with_value = _build(sort=budget, after=[100, 7])
+    with_null = _build(sort=budget, after=[None, 7])
+    assert with_value[0] != with_null[0]
+    assert (with_value[1], with_null[1]) == ([100, 7, 21], [7, 21])
+    assert len(q.list_movies._shapes) == 5
+
+
+def test_the_kept_shapes_are_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    import queries._compose as compose
+
+    monkeypatch.setattr(compose, "MAX_SHAPES", 3)
+    q.list_movies._shapes.clear()
+    for spec in ("title", "-title", "votes", "-votes", "rating"):
+        _build(sort=q.list_movies.sort_keys(spec))
+    assert len(q.list_movies._shapes) == 3
+    # The newest are kept, and a forgotten shape composes again, alike.
+    assert _build(sort=q.list_movies.sort_keys("title"))[0].endswith(
+        'ORDER BY "q"."title" ASC,"q"."movie_id" ASC LIMIT $1'
+    )
+
+
+def test_an_unknown_filter_is_refused_even_after_its_neighbours_are_kept() -> None:
+    _build(filters={"title": "x"})
+    with pytest.raises(UnknownField, match="unknown filter field 'genre'"):
+        _build(filters={"title": "x", "genre": "Drama"})
