@@ -72,9 +72,16 @@ CREATE TABLE IF NOT EXISTS myapi.users (
 
 CREATE UNIQUE INDEX IF NOT EXISTS users_email_key ON myapi.users (lower(email));
 
--- Tokens issued before this moment are revoked (password change, forced logout).
+-- When the user's tokens were last revoked (password change, forced logout, a scope
+-- taken away, disabled): for people to read.
 ALTER TABLE myapi.users
     ADD COLUMN IF NOT EXISTS tokens_valid_after timestamptz NOT NULL DEFAULT 'epoch';
+-- What decides: every token carries the version it was issued under (claim `ver`)
+-- and counts only while the user's version is still that one. Each revocation adds
+-- one. Unlike comparing times, this leaves no gap: a login that read the user just
+-- before a revocation committed carries the old version, which the revocation ends.
+ALTER TABLE myapi.users
+    ADD COLUMN IF NOT EXISTS token_version bigint NOT NULL DEFAULT 0;
 
 -- Every change to a user is announced on the channel myapi_users (payload: the
 -- user_id), so each API worker updates its copy of the token states at once.

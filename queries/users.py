@@ -21,16 +21,18 @@ class UserRow(BaseModel):
     is_active: bool
     scopes: list[str]
     created_at: datetime
+    # Tokens carry it (claim `ver`); every revocation adds one (schema.sql).
+    token_version: int
 
 
 class TokenStateRow(BaseModel):
-    """Whether a user's tokens count: active, and issued after tokens_valid_after."""
+    """Whether a user's tokens count: active, and issued under the current version."""
 
     model_config = ConfigDict(frozen=True)
 
     user_id: int
     is_active: bool
-    tokens_valid_after: datetime
+    token_version: int
 
 
 SQL = SqlDir("users")

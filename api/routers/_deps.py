@@ -73,7 +73,7 @@ class BearerToken(OAuth2PasswordBearer):
             raise InvalidToken("A bearer token is required.", missing=True)
         runtime: Runtime = request.app.state.runtime
         claims = runtime.verifier.verify(token)
-        if not await runtime.tokens.is_valid(claims.user_id, claims.issued_at):
+        if not await runtime.tokens.is_valid(claims.user_id, claims.version):
             raise InvalidToken("The token has been revoked, or its user disabled or deleted.")
         for scope in security_scopes.scopes:
             if scope not in claims.scopes:

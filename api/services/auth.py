@@ -267,6 +267,8 @@ class Claims:
     token_id: str
     issued_at: float
     expires_at: float
+    # The user's token_version when it was issued: it counts while that is current.
+    version: int
 
 
 def create_access_token(
@@ -277,12 +279,14 @@ def create_access_token(
     lifetime = timedelta(minutes=expires_minutes)
     claims: dict[str, Any] = {
         "sub": str(user.user_id),
-        # Fractional seconds: a token issued just after a logout in the same second
-        # must still count, and one issued just before must not.
         "iat": now.timestamp(),
         "exp": now.timestamp() + lifetime.total_seconds(),
         "jti": uuid.uuid4().hex,
         "scope": " ".join(scopes),
+        # The version of the user row this login read (the password it checked, the
+        # scopes above): any revocation since then, even one committed while bcrypt
+        # ran, has moved the version on and so ends this token on its first use.
+        "ver": user.token_version,
     }
     if keys.issuer is not None:
         claims["iss"] = keys.issuer
@@ -304,7 +308,7 @@ def decode_access_token(token: str, *, keys: TokenKeys) -> Claims:
             # an audience is refused (RFC 7519 section 4.1.3).
             issuer=keys.issuer,
             audience=keys.audience,
-            options={"require": ["exp", "iat", "sub"]},
+            options={"require": ["exp", "iat", "sub", "ver"]},
             leeway=CLOCK_LEEWAY_SECONDS,
         )
     except jwt.ExpiredSignatureError as exc:
@@ -319,6 +323,9 @@ def decode_access_token(token: str, *, keys: TokenKeys) -> Claims:
     user_id = int(subject)
     if not 1 <= user_id <= MAX_USER_ID:
         raise InvalidToken("The token's subject is not a user.")
+    version = payload["ver"]
+    if type(version) is not int:
+        raise InvalidToken("The token's version is not a number.")
     scope = payload.get("scope", "")
     return Claims(
         user_id=user_id,
@@ -326,6 +333,7 @@ def decode_access_token(token: str, *, keys: TokenKeys) -> Claims:
         token_id=str(payload.get("jti", "")),
         issued_at=float(payload["iat"]),
         expires_at=float(payload["exp"]),
+        version=version,
     )
 
 

@@ -25,7 +25,7 @@ RETRY_SECONDS = 5.0
 
 
 class TokenStates:
-    """Answers "is this user's token, issued at `iat`, still valid?"."""
+    """Answers "is this user's token, issued under version `ver`, still valid?"."""
 
     def __init__(self, db: Database, dsn: str, *, listen: bool = True) -> None:
         self._db = db
@@ -69,8 +69,8 @@ class TokenStates:
             await self._listener.close()
             self._listener = None
 
-    async def is_valid(self, user_id: int, issued_at: float) -> bool:
-        """Whether a token of `user_id` issued at `issued_at` (epoch seconds) counts."""
+    async def is_valid(self, user_id: int, version: int) -> bool:
+        """Whether a token of `user_id` issued under token `version` counts."""
         state = self._states.get(user_id) if self._live else None
         if state is None:
             # Not live, or a user created a moment ago whose notification is in flight.
@@ -78,7 +78,7 @@ class TokenStates:
             self._maybe_reconnect()
         if state is None or not state.is_active:
             return False
-        return issued_at >= state.tokens_valid_after.timestamp()
+        return version == state.token_version
 
     async def _fetch(self, user_id: int) -> TokenStateRow | None:
         async with self._db.connection() as conn:

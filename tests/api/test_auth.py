@@ -96,9 +96,10 @@ async def test_token_claims(client: httpx.AsyncClient, ada: UserRow, settings: S
     after = int(time.time())
     assert jwt.get_unverified_header(first)["alg"] == "HS256"
     claims = jwt.decode(first, _secret(settings), algorithms=["HS256"])
-    assert set(claims) == {"sub", "exp", "iat", "jti", "scope"}
+    assert set(claims) == {"sub", "exp", "iat", "jti", "scope", "ver"}
     assert claims["sub"] == str(ada.user_id)
     assert claims["scope"] == "movies:read"
+    assert claims["ver"] == ada.token_version == 0
     assert before - 1 <= claims["iat"] <= after + 1
     assert claims["exp"] - claims["iat"] == settings.access_token_expire_minutes * 60
     assert isinstance(claims["jti"], str)
@@ -207,6 +208,7 @@ def _claims(user_id: int, **changes: Any) -> dict[str, Any]:
         "exp": now + 600,
         "jti": "0" * 32,
         "scope": "movies:read",
+        "ver": 0,
     }
     for key, value in changes.items():
         if value is None:
@@ -462,7 +464,7 @@ async def test_token_whose_subject_is_no_user_id_is_401(
     client: httpx.AsyncClient, settings: Settings, subject: str
 ) -> None:
     now = int(time.time())
-    claims = {"sub": subject, "iat": now, "exp": now + 60, "scope": "movies:read"}
+    claims = {"sub": subject, "iat": now, "exp": now + 60, "scope": "movies:read", "ver": 0}
     token = jwt.encode(claims, _secret(settings), algorithm="HS256")
     response = await client.get("/users/me", headers={"Authorization": f"Bearer {token}"})
     body = assert_problem(response, 401, "invalid_token")

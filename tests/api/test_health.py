@@ -69,6 +69,7 @@ def _bearer(settings: Settings, user_id: int = 1) -> dict[str, str]:
             "exp": now + 600,
             "jti": "h" * 32,
             "scope": "movies:read",
+            "ver": 0,
         },
         settings.jwt_secret.get_secret_value(),
         algorithm=settings.jwt_algorithm,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 
 import asyncpg
@@ -10,6 +11,7 @@ import httpx
 import pytest
 
 from api.backend.config import Settings
+from api.services import auth
 from tests.conftest import TEST_PASSWORD
 from tests.conftest import app_client as _worker  # a second worker: its own token states
 
@@ -31,7 +33,7 @@ async def _status_within(client: httpx.AsyncClient, headers: dict[str, str], sta
     [
         "UPDATE myapi.users SET is_active = false WHERE email = $1",
         "DELETE FROM myapi.users WHERE email = $1",
-        "UPDATE myapi.users SET tokens_valid_after = now() WHERE email = $1",
+        "UPDATE myapi.users SET token_version = token_version + 1 WHERE email = $1",
     ],
 )
 async def test_revocation_reaches_every_worker_within_a_second(
@@ -54,7 +56,9 @@ async def test_revocation_reaches_every_worker_within_a_second(
 async def test_a_token_issued_after_a_logout_works(
     client: httpx.AsyncClient, bearer: dict[str, str], pool: asyncpg.Pool
 ) -> None:
-    await pool.execute("UPDATE myapi.users SET tokens_valid_after = now() WHERE email = $1", EMAIL)
+    await pool.execute(
+        "UPDATE myapi.users SET token_version = token_version + 1 WHERE email = $1", EMAIL
+    )
     await _status_within(client, bearer, 401)
     fresh = await client.post("/token", data={"username": EMAIL, "password": TEST_PASSWORD})
     headers = {"Authorization": f"Bearer {fresh.json()['access_token']}"}
@@ -89,3 +93,49 @@ async def test_notifications_can_be_turned_off(
         assert (await http.get("/movies/1", headers=bearer)).status_code == 200
         await pool.execute("UPDATE myapi.users SET is_active = false WHERE email = $1", EMAIL)
         assert (await http.get("/movies/1", headers=bearer)).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        # Taking users:admin away while the login is in bcrypt: the token must not keep it.
+        "UPDATE myapi.users SET scopes = '{movies:read}', tokens_valid_after = now(),"
+        " token_version = token_version + 1 WHERE email = $1",
+        # A password change (here the statement set_password.sql runs).
+        "UPDATE myapi.users SET password_hash = 'x', tokens_valid_after = now(),"
+        " token_version = token_version + 1 WHERE email = $1",
+    ],
+    ids=["scope-taken-away", "password-changed"],
+)
+async def test_a_login_in_flight_during_a_revocation_gets_a_dead_token(
+    client: httpx.AsyncClient, user: object, pool: asyncpg.Pool, change: str
+) -> None:
+    """The race an attacker's trial found: a login reads the user, spends bcrypt's quarter
+    second, and issues a token. A revocation committed in between must end that token too,
+    although it was issued after the revocation."""
+    await pool.execute(
+        "UPDATE myapi.users SET scopes = '{movies:read,users:admin}' WHERE email = $1", EMAIL
+    )
+    auth.bcrypt_threads.configure(1)
+    gate = threading.Event()
+    blocker = asyncio.ensure_future(auth.bcrypt_threads.run(gate.wait, 5))
+    try:
+        login = asyncio.ensure_future(
+            client.post("/token", data={"username": EMAIL, "password": TEST_PASSWORD})
+        )
+        # The login has read the user row and waits for bcrypt's one thread.
+        while auth.bcrypt_threads._pending < 2:
+            await asyncio.sleep(0.005)
+        await pool.execute(change, EMAIL)
+    finally:
+        gate.set()
+        await blocker
+        auth.bcrypt_threads.configure(None)
+    response = await login
+    assert response.status_code == 200, response.text
+    assert response.json()["scope"] == "movies:read users:admin"  # what it read
+    headers = {"Authorization": f"Bearer {response.json()['access_token']}"}
+    assert await _status_within(client, headers, 401) < 1
+    me = await client.get("/users", headers=headers)
+    assert me.status_code == 401
+    assert 'error="invalid_token"' in me.headers["www-authenticate"]

@@ -118,6 +118,7 @@ def _claims(user_id: int, **changes: Any) -> dict[str, Any]:
         "exp": now + 600,
         "jti": "k" * 32,
         "scope": "movies:read",
+        "ver": 0,
     }
     claims.update(changes)
     return {name: value for name, value in claims.items() if value is not None}

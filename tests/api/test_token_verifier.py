@@ -23,7 +23,7 @@ def keys(settings: Settings) -> TokenKeys:
 def _token(keys: TokenKeys, *, lifetime: float = 600.0, sub: str = "7") -> str:
     now = time.time()
     claims = {"sub": sub, "iat": now, "exp": now + lifetime, "jti": uuid.uuid4().hex}
-    claims["scope"] = "movies:read"
+    claims |= {"scope": "movies:read", "ver": 0}
     return jwt.encode(claims, keys.signing_key, algorithm=keys.algorithm)
 
 

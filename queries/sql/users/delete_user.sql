@@ -3,4 +3,5 @@
 --   :user_id  the user's id (integer)
 DELETE FROM myapi.users
  WHERE user_id = :user_id
-RETURNING user_id, email, name, password_hash, is_active, scopes, created_at;
+RETURNING user_id, email, name, password_hash, is_active, scopes, created_at,
+       token_version;

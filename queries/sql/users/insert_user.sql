@@ -7,4 +7,5 @@
 --                   \set scopes '{movies:read}')
 INSERT INTO myapi.users (email, name, password_hash, scopes)
 VALUES (:'email', :'name', :'password_hash', :'scopes')
-RETURNING user_id, email, name, password_hash, is_active, scopes, created_at;
+RETURNING user_id, email, name, password_hash, is_active, scopes, created_at,
+       token_version;

@@ -1,7 +1,9 @@
--- Log the user out everywhere: every token issued before now stops working.
+-- Log the user out everywhere: every token issued so far stops working.
 -- The user's row, or no row when there is no such user.
 --   :user_id  the user's id (integer)
 UPDATE myapi.users
-   SET tokens_valid_after = now()
+   SET tokens_valid_after = now(),
+       token_version = token_version + 1
  WHERE user_id = :user_id
-RETURNING user_id, email, name, password_hash, is_active, scopes, created_at;
+RETURNING user_id, email, name, password_hash, is_active, scopes, created_at,
+       token_version;

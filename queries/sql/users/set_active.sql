@@ -5,6 +5,8 @@
 --   :is_active  true to enable, false to disable (boolean)
 UPDATE myapi.users
    SET is_active = :is_active,
-       tokens_valid_after = CASE WHEN :is_active THEN tokens_valid_after ELSE now() END
+       tokens_valid_after = CASE WHEN :is_active THEN tokens_valid_after ELSE now() END,
+       token_version = token_version + CASE WHEN :is_active THEN 0 ELSE 1 END
  WHERE user_id = :user_id
-RETURNING user_id, email, name, password_hash, is_active, scopes, created_at;
+RETURNING user_id, email, name, password_hash, is_active, scopes, created_at,
+       token_version;

@@ -7,6 +7,9 @@
 UPDATE myapi.users
    SET scopes = :'scopes',
        tokens_valid_after = CASE
-           WHEN scopes <@ :'scopes'::text[] THEN tokens_valid_after ELSE now() END
+           WHEN scopes <@ :'scopes'::text[] THEN tokens_valid_after ELSE now() END,
+       token_version = token_version + CASE
+           WHEN scopes <@ :'scopes'::text[] THEN 0 ELSE 1 END
  WHERE user_id = :user_id
-RETURNING user_id, email, name, password_hash, is_active, scopes, created_at;
+RETURNING user_id, email, name, password_hash, is_active, scopes, created_at,
+       token_version;
