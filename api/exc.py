@@ -14,11 +14,16 @@ import asyncpg
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 from starlette.responses import JSONResponse
 
 logger = logging.getLogger(__name__)
 
 PROBLEM_JSON = "application/problem+json"
+# RFC 6749 section 5.1 asks it of tokens; errors get it too, so no cache keeps either.
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+# Routes whose every answer is NO_STORE, also those the routing gives (a 405).
+_NO_STORE_ROUTES = frozenset({"/token"})
 
 
 class AppError(Exception):
@@ -141,12 +146,24 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     return _render(422, body)
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)  # noqa: S101
     title = {404: "Not found", 405: "Method not allowed"}.get(exc.status_code, "HTTP error")
     code = title.lower().replace(" ", "_")
     body = problem(exc.status_code, title, str(exc.detail), code)
-    return _render(exc.status_code, body, exc.headers)
+    headers = dict(exc.headers or {})
+    # The route matched by path, also when the method did not (Starlette sets it for a 405).
+    if getattr(request.scope.get("route"), "path", None) in _NO_STORE_ROUTES:
+        headers.update(NO_STORE)
+    return _render(exc.status_code, body, headers)
+
+
+async def _client_gone(_: Request, exc: Exception) -> JSONResponse:
+    # The client closed the connection before its body was read: nothing went wrong here,
+    # so nothing is logged, and no one reads the answer (uvicorn drops it).
+    assert isinstance(exc, ClientDisconnect)  # noqa: S101
+    detail = "The connection closed before the request body was complete."
+    return _render(400, problem(400, BadRequest.title, detail, BadRequest.code))
 
 
 async def _unhandled(_: Request, exc: Exception) -> JSONResponse:
@@ -164,6 +181,8 @@ def install_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AppError, _app_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    # By class, like the database errors below: under Exception it would be logged.
+    app.add_exception_handler(ClientDisconnect, _client_gone)
     # Registered by class (not only under Exception) so Starlette's ExceptionMiddleware
     # answers them without re-raising: a database outage is a 503, not a logged crash.
     database_errors: tuple[type[Exception], ...] = (*_UNAVAILABLE, asyncpg.PostgresError)

@@ -11,7 +11,13 @@ from fastapi import APIRouter, Request, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.formparsers import MultiPartException
 
-from api.exc import AppError, InvalidTokenRequest, PublicKeyNotFound, UnsupportedGrantType
+from api.exc import (
+    NO_STORE,
+    AppError,
+    InvalidTokenRequest,
+    PublicKeyNotFound,
+    UnsupportedGrantType,
+)
 from api.routers._deps import RuntimeDep, client_address
 from api.schemas.auth import JsonWebKey, JsonWebKeySet, Token, TokenRequest
 from api.schemas.problems import problem_responses
@@ -20,8 +26,6 @@ from api.services import auth
 router = APIRouter(tags=["auth"])
 
 FORM = "application/x-www-form-urlencoded"
-# RFC 6749 section 5.1 asks it of tokens; errors get it too, so no cache keeps either.
-NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 _PARAMETERS = frozenset(TokenRequest.model_fields)
 _BODY = {
     "requestBody": {

@@ -7,6 +7,7 @@ Every refusal is a 400 whose problem body carries the RFC's `error` and
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from urllib.parse import urlencode
@@ -15,9 +16,11 @@ import asyncpg
 import httpx
 import jwt
 import pytest
+from starlette.types import Message
 
 from api.backend.config import Settings
 from api.backend.database import Database
+from api.main import create_app
 from api.services import auth
 from queries.users import UserRow
 from tests.api._support import PASSWORD, assert_problem
@@ -294,3 +297,64 @@ async def test_openapi_describes_the_token_form(client: httpx.AsyncClient) -> No
     assert schema["properties"]["grant_type"]["const"] == "password"
     assert schema["properties"]["password"]["format"] == "password"
     assert "422" not in operation["responses"]
+
+
+@pytest.mark.parametrize("method", ["GET", "HEAD", "PUT", "PATCH", "DELETE"])
+async def test_wrong_method_is_a_405_that_is_not_cached_either(
+    client: httpx.AsyncClient, method: str
+) -> None:
+    response = await client.request(method, "/token")
+    assert response.status_code == 405
+    assert response.headers["allow"] == "POST"
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["pragma"] == "no-cache"
+    if method != "HEAD":
+        assert_problem(response, 405, "method_not_allowed")
+
+
+async def test_wrong_method_elsewhere_keeps_its_own_headers(client: httpx.AsyncClient) -> None:
+    response = await client.delete("/health")
+    assert_problem(response, 405, "method_not_allowed")
+    assert "cache-control" not in response.headers
+
+
+@pytest.mark.parametrize(
+    ("path", "content_type"),
+    [("/token", FORM), ("/users", "application/json"), ("/users/me/password", "application/json")],
+)
+async def test_a_client_gone_mid_body_is_not_an_error(
+    settings: Settings, caplog: pytest.LogCaptureFixture, path: str, content_type: str
+) -> None:
+    """What uvicorn hands the app when the client closes the connection mid-body: part of
+    the body, then `http.disconnect`. Nothing to answer and nothing wrong on our side."""
+    app = create_app(settings)
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"test"),
+            (b"content-type", content_type.encode()),
+            (b"content-length", b"100"),
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("test", 80),
+    }
+    parts = [{"type": "http.request", "body": b"username=a", "more_body": True}]
+
+    async def receive() -> Message:
+        return parts.pop(0) if parts else {"type": "http.disconnect"}
+
+    async def send(_: Message) -> None:
+        pass  # uvicorn drops what is sent after a disconnect
+
+    async with app.router.lifespan_context(app):
+        with caplog.at_level(logging.DEBUG):
+            await app(scope, receive, send)
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
