@@ -36,8 +36,13 @@ class UsersPage(BaseModel):
     next_after: int | None = Field(description="Null on the last page")
 
 
+# Request bodies take JSON as it is: "false" or 0 is not a boolean (it would disable a
+# user), a string is not a list of scopes.
+_STRICT = ConfigDict(extra="forbid", strict=True)
+
+
 class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     email: str = Field(description="The login name; stored in lower case.")
     name: str
@@ -45,24 +50,27 @@ class UserCreate(BaseModel):
         description="8 characters at least, 72 bytes in UTF-8 at most.",
         json_schema_extra={"format": "password"},
     )
-    scopes: list[str] = Field(["movies:read"], description="What the user may do.")
+    # At least one, as `api-admin users create` grants: disabling is how to lock a user out.
+    scopes: list[str] = Field(["movies:read"], min_length=1, description="What the user may do.")
 
 
 class UserChange(BaseModel):
     """The fields to change; those left out stay as they are."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     is_active: bool | None = Field(
         None, description="false disables the user and ends every token issued so far."
     )
     scopes: list[str] | None = Field(
-        None, description="Replaces the scopes; taking one away ends every earlier token."
+        None,
+        min_length=1,
+        description="Replaces the scopes, one at least; taking one away ends every earlier token.",
     )
 
 
 class PasswordChange(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = _STRICT
 
     current_password: str = Field(json_schema_extra={"format": "password"})
     new_password: str = Field(

@@ -219,6 +219,79 @@ async def test_a_refused_creation_adds_no_user(
     assert await pool.fetchval("SELECT count(*) FROM myapi.users") == 1
 
 
+async def test_creating_a_user_needs_at_least_one_scope(
+    http: httpx.AsyncClient, admin: UserRow, pool: asyncpg.Pool
+) -> None:
+    """As `api-admin users create`, which always grants one (movies:read by default)."""
+    bearer = await _bearer(http, ADMIN, TEST_PASSWORD)
+    body = {"email": "n@example.com", "name": "N", "password": NEW_PASSWORD, "scopes": []}
+    response = await http.post("/users", json=body, headers=bearer)
+    assert response.status_code == 422, response.text
+    assert (
+        response.json()["detail"]
+        == "scopes: List should have at least 1 item after validation, not 0"
+    )
+    assert await pool.fetchval("SELECT count(*) FROM myapi.users") == 1
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"scopes": "movies:read"},
+        {"scopes": ["movies:read", 1]},
+        {"scopes": {"movies:read": True}},
+        {"name": 1},
+        {"password": ["a brand new password"]},
+    ],
+    ids=["scopes-string", "scopes-number", "scopes-object", "name-number", "password-list"],
+)
+async def test_a_creation_body_is_not_coerced(
+    http: httpx.AsyncClient, admin: UserRow, pool: asyncpg.Pool, extra: dict[str, Any]
+) -> None:
+    bearer = await _bearer(http, ADMIN, TEST_PASSWORD)
+    body = {"email": "n@example.com", "name": "N", "password": NEW_PASSWORD} | extra
+    response = await http.post("/users", json=body, headers=bearer)
+    assert response.status_code == 422, response.text
+    assert await pool.fetchval("SELECT count(*) FROM myapi.users") == 1
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"is_active": "false"},
+        {"is_active": 0},
+        {"is_active": "true"},
+        {"is_active": 1},
+        {"is_active": "off"},
+        {"scopes": []},
+        {"scopes": "movies:read"},
+        {"scopes": ["movies:read", 1]},
+    ],
+    ids=[
+        "false-string",
+        "zero",
+        "true-string",
+        "one",
+        "off",
+        "no-scopes",
+        "scopes-string",
+        "scopes-number",
+    ],
+)
+async def test_a_change_body_is_strict(
+    http: httpx.AsyncClient, admin: UserRow, user: UserRow, pool: asyncpg.Pool, body: Any
+) -> None:
+    """Only JSON true and false are booleans, and only a non-empty list of strings scopes:
+    a client's "false" or 0 must not disable a user by coercion."""
+    bearer = await _bearer(http, ADMIN, TEST_PASSWORD)
+    before = await pool.fetchrow("SELECT * FROM myapi.users WHERE user_id = $1", user.user_id)
+    response = await http.patch(f"/users/{user.user_id}", json=body, headers=bearer)
+    assert response.status_code == 422, response.text
+    assert response.json()["code"] == "validation_error"
+    after = await pool.fetchrow("SELECT * FROM myapi.users WHERE user_id = $1", user.user_id)
+    assert after == before
+
+
 async def test_users_are_listed_a_page_at_a_time(
     http: httpx.AsyncClient, admin: UserRow, pool: asyncpg.Pool
 ) -> None:
