@@ -96,8 +96,16 @@ def test_install_serve_login_and_query(server: str, tmp_path: Path) -> None:
     assert f"Docs: {server}/docs" in log
 
     created = subprocess.run(
-        [_admin(), "create-user", "--email", "E2E@Example.com", "--name", "End To End"],
-        input=f"{PASSWORD}\n{PASSWORD}\n",
+        [
+            _admin(),
+            "create-user",
+            "--email",
+            "E2E@Example.com",
+            "--name",
+            "End To End",
+            "--password-stdin",
+        ],
+        input=f"{PASSWORD}\n",
         env=_env(tmp_path),
         capture_output=True,
         text=True,

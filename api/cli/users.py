@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from datetime import UTC
@@ -64,6 +65,19 @@ def _change_user(email: str, change: Callable[[Database, UserRow], Awaitable[Use
     return _with_database(work)
 
 
+def _terminal() -> bool:
+    """Whether there is a terminal for a hidden prompt: the one getpass reads, the process's
+    own (/dev/tty) or standard input when it is one. Without either, getpass would read
+    standard input with a warning that the password may be echoed."""
+    if sys.stdin is not None and sys.stdin.isatty():
+        return True
+    try:
+        os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))
+    except OSError:
+        return False
+    return True
+
+
 def _new_password(password: str | None, *, from_stdin: bool, prompt: str) -> str:
     """From --password, the first line of stdin, or a hidden prompt asked twice."""
     if password is not None and from_stdin:
@@ -75,6 +89,8 @@ def _new_password(password: str | None, *, from_stdin: bool, prompt: str) -> str
                 _fail("--password-stdin: nothing on standard input")
             password = line.removesuffix("\n")
         elif password is None:
+            if not _terminal():
+                _fail("no terminal to prompt for the password on; use --password-stdin")
             password = typer.prompt(prompt, hide_input=True, confirmation_prompt=True, err=True)
         # Undecodable input arrives as lone surrogates, which no hash can take.
         password.encode()

@@ -12,11 +12,15 @@ import csv
 import gzip
 import json
 import os
+import pty
+import re
+import select
 import shutil
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -117,6 +121,53 @@ class Admin:
             start_new_session=True,
         )
         return Result(done.returncode, done.stdout, done.stderr)
+
+    def typing(self, *args: str, answers: Sequence[str]) -> Result:
+        """Run with standard input on a terminal (but no controlling one, so never the
+        terminal pytest runs in), typing each answer once its prompt is shown."""
+        primary, secondary = pty.openpty()
+        process = subprocess.Popen(
+            [ADMIN, *args],
+            stdin=secondary,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=self.env(),
+            cwd=self.home,
+            start_new_session=True,
+        )
+        try:
+            assert process.stderr is not None
+            shown = b""
+            for asked, answer in enumerate(answers, start=1):
+                shown += _read_until_prompts(process.stderr.fileno(), asked, shown)
+                os.write(primary, answer.encode())
+            out, err = process.communicate(timeout=120)
+        finally:
+            if process.poll() is None:  # a prompt that never came: do not wait for it
+                process.kill()
+                process.communicate()
+            os.close(secondary)
+            os.close(primary)
+        return Result(process.returncode, out.decode(), (shown + err).decode())
+
+
+# A hidden prompt as click and getpass write it; getpass has turned the terminal's echo
+# off (discarding what was typed before) by the time the trailing space appears.
+_PROMPT = re.compile(rb"(?:[Pp]assword|confirmation): ")
+EOF_KEY = "\x04"  # Ctrl-D at the start of a line: the end of input on a terminal
+
+
+def _read_until_prompts(fd: int, count: int, shown: bytes) -> bytes:
+    """Read `fd` until `count` prompts have been shown in all; what was read."""
+    read = b""
+    deadline = time.monotonic() + 60
+    while len(_PROMPT.findall(shown + read)) < count:
+        ready, _, _ = select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        chunk = os.read(fd, 4096) if ready else b""
+        if not chunk:
+            pytest.fail(f"prompt {count} never came; stderr so far: {(shown + read)!r}")
+        read += chunk
+    return read
 
 
 @pytest.fixture
@@ -337,30 +388,20 @@ def test_invalid_user_data_writes_nothing(admin: Admin, args: list[str], message
     assert user_count(admin.dsn) == 0
 
 
-def test_password_prompt_reads_piped_input_twice(admin: Admin) -> None:
-    result = admin(
-        "create-user",
-        "--email",
-        "pat@example.com",
-        "--name",
-        "Pat",
-        stdin=f"{PASSWORD}\n{PASSWORD}\n",
-    )
+PAT = ("create-user", "--email", "pat@example.com", "--name", "Pat")
+
+
+def test_password_prompt_asks_twice_on_a_terminal(admin: Admin) -> None:
+    result = admin.typing(*PAT, answers=[f"{PASSWORD}\n", f"{PASSWORD}\n"])
     assert result.returncode == 0, result.output
+    assert result.stderr.count("Password: ") == 1, result.stderr
     assert PASSWORD not in result.output
     hashed = value(admin.dsn, "SELECT password_hash FROM myapi.users")
     assert bcrypt.checkpw(PASSWORD.encode(), hashed.encode())
 
 
 def test_password_prompt_mismatch_then_end_of_input_creates_nobody(admin: Admin) -> None:
-    result = admin(
-        "create-user",
-        "--email",
-        "pat@example.com",
-        "--name",
-        "Pat",
-        stdin=f"{PASSWORD}\n{PASSWORD}-typo\n",
-    )
+    result = admin.typing(*PAT, answers=[f"{PASSWORD}\n", f"{PASSWORD}-typo\n", EOF_KEY])
     assert result.returncode != 0, result.output
     assert "Traceback" not in result.output
     assert "do not match" in result.output
@@ -370,13 +411,8 @@ def test_password_prompt_mismatch_then_end_of_input_creates_nobody(admin: Admin)
 
 def test_password_prompt_mismatch_asks_again(admin: Admin) -> None:
     second = PASSWORD + " again"
-    result = admin(
-        "create-user",
-        "--email",
-        "pat@example.com",
-        "--name",
-        "Pat",
-        stdin=f"{PASSWORD}\n{PASSWORD}-typo\n{second}\n{second}\n",
+    result = admin.typing(
+        *PAT, answers=[f"{PASSWORD}\n", f"{PASSWORD}-typo\n", f"{second}\n", f"{second}\n"]
     )
     assert result.returncode == 0, result.output
     assert "do not match" in result.output
@@ -398,6 +434,13 @@ def test_unreachable_database_is_one_clear_line(admin: Admin) -> None:
     )
     assert_clean_failure(result, "cannot reach the database")
     assert PASSWORD not in result.output
+
+
+def test_serve_stops_at_once_when_the_database_cannot_be_reached(admin: Admin) -> None:
+    result = admin("serve", "--port", "1", dsn=CLOSED_PORT_DSN)
+    assert result.returncode == 1
+    assert_clean_failure(result, "cannot reach the database")
+    assert result.stdout == ""
 
 
 @pytest.mark.parametrize(

@@ -26,6 +26,7 @@ from api.services import auth, throttle
 from tests.cli.test_cli import (
     ADMIN,
     CLOSED_PORT_DSN,
+    EOF_KEY,
     PASSWORD,
     Admin,
     Result,
@@ -369,7 +370,9 @@ def test_logout_revokes_every_earlier_token(admin: Admin) -> None:
 def test_set_password_prompts_twice(admin: Admin) -> None:
     user_id = add_user(admin.dsn, ADA)
     before = user_row(admin.dsn, user_id)
-    result = admin("users", "set-password", ADA, stdin=f"{NEW_PASSWORD}\n{NEW_PASSWORD}\n")
+    result = admin.typing(
+        "users", "set-password", ADA, answers=[f"{NEW_PASSWORD}\n", f"{NEW_PASSWORD}\n"]
+    )
     succeeded(result, "new password", ADA)
     assert NEW_PASSWORD not in result.output
     after = user_row(admin.dsn, user_id)
@@ -382,10 +385,39 @@ def test_set_password_prompts_twice(admin: Admin) -> None:
 def test_set_password_prompt_mismatch_changes_nothing(admin: Admin) -> None:
     add_user(admin.dsn, ADA)
     before = snapshot(admin.dsn)
-    result = admin("users", "set-password", ADA, stdin=f"{NEW_PASSWORD}\n{NEW_PASSWORD}!\n")
+    result = admin.typing(
+        "users", "set-password", ADA,
+        answers=[f"{NEW_PASSWORD}\n", f"{NEW_PASSWORD}!\n", EOF_KEY],
+    )  # fmt: skip
     assert result.returncode != 0
     assert "do not match" in result.output
     assert "Traceback" not in result.output
+    assert snapshot(admin.dsn) == before
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["create-user", "--email", ADA, "--name", "Ada"],
+        ["users", "create", "--email", ADA, "--name", "Ada"],
+        ["users", "set-password", "bob@example.com"],
+    ],
+    ids=["create-user", "users-create", "set-password"],
+)
+@pytest.mark.parametrize(
+    "stdin", ["", f"{NEW_PASSWORD}\n{NEW_PASSWORD}\n"], ids=["no-input", "piped-input"]
+)
+def test_password_prompt_without_a_terminal_is_one_line(
+    admin: Admin, command: list[str], stdin: str
+) -> None:
+    """No terminal to hide the input on: piped input is for --password-stdin, read once."""
+    add_user(admin.dsn, "bob@example.com")
+    before = snapshot(admin.dsn)
+    result = admin(*command, stdin=stdin)
+    assert result.returncode == 1
+    assert result.stdout == ""
+    line = assert_clean_failure(result)
+    assert line == "error: no terminal to prompt for the password on; use --password-stdin"
     assert snapshot(admin.dsn) == before
 
 
