@@ -206,6 +206,23 @@ async def test_unreachable_server_is_503(tmp_path: Path) -> None:
         await _assert_down(running, settings)
 
 
+async def test_unreachable_server_stops_the_start_when_the_pool_has_a_minimum(
+    tmp_path: Path,
+) -> None:
+    """The README's start-up rule: only a pool that may start empty starts without a database."""
+    settings = Settings(
+        _env_file=None,
+        database_url=f"postgresql://postgres@/myapi?host={tmp_path / 'no-server-here'}",
+        jwt_secret="health-secret-" + "h" * 40,
+        data_dir=tmp_path / "data",
+    )
+    assert settings.pool_min_size > 0  # the default
+    app = create_app(settings)
+    with pytest.raises(FileNotFoundError):  # the socket is not there: the start fails
+        async with app.router.lifespan_context(app):
+            pass
+
+
 async def test_exhausted_pool_is_503_after_the_acquire_timeout(settings: Settings) -> None:
     # config.py: pool_acquire_timeout is the "seconds to wait for a free connection
     # before answering 503". Hold the pool's only connection and ask for a movie.

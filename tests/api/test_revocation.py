@@ -124,8 +124,10 @@ async def test_a_login_in_flight_during_a_revocation_gets_a_dead_token(
             client.post("/token", data={"username": EMAIL, "password": TEST_PASSWORD})
         )
         # The login has read the user row and waits for bcrypt's one thread.
-        while auth.bcrypt_threads._pending < 2:
+        deadline = time.monotonic() + 5
+        while auth.bcrypt_threads._pending < 2 and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.005)
+        assert auth.bcrypt_threads._pending == 2, "the login never reached bcrypt"
         await pool.execute(change, EMAIL)
     finally:
         gate.set()
