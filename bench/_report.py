@@ -15,6 +15,8 @@ from bench._load import Summary
 
 CONSTANT = "constant"
 DB_CEILING = "db_ceiling"
+# The page GET /movies answers, served by a bare FastAPI + asyncpg handler (reference.py).
+PAGE_REFERENCE = "page_reference"
 
 
 @dataclass(frozen=True)

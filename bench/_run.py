@@ -21,7 +21,7 @@ from api.backend.config import Settings
 from bench import _scale, _setup
 from bench._load import Generator, Load, Sample, Summary, run_loads
 from bench._procs import BenchError, MemorySampler, Server, api_admin, child_env, free_port
-from bench._report import CONSTANT, DB_CEILING, Line, Report
+from bench._report import CONSTANT, DB_CEILING, PAGE_REFERENCE, Line, Report
 
 
 @dataclass(frozen=True)
@@ -156,10 +156,12 @@ class Harness:
         top = "/movies/top?min_votes=1000&limit=20"
         since = "/movies/released-since?year=2000&min_rating=7&limit=20"
         ceiling = Load("GET", movie.paths)
+        page = Load("GET", ("/page?limit=20&min_rating=7",))
         w = self.options.scale_workers
         return [
             Case(CONSTANT, "ceiling: constant JSON", constant, Load("GET", ("/",))),
             Case(DB_CEILING, "ceiling: movie by id (bare asyncpg)", db_ref, ceiling),
+            Case(PAGE_REFERENCE, "reference: the page, bare asyncpg", db_ref, page),
             Case("movie", "GET /movies/{id}", ours, movie),
             Case("list", "GET /movies (20, filter, sort)", ours, get(listing)),
             Case("top", "GET /movies/top", ours, get(top)),
@@ -203,6 +205,10 @@ class Harness:
         limit = cores() / per_hash
         r.figure("bcrypt_s_per_hash", per_hash, "s", f"bcrypt, one hash at cost {rounds}")
         r.figure("bcrypt_limit_per_s", limit, "logins/s", f"bcrypt limit ({cores()} cores / hash)")
+        threads = int(os.environ.get("API_BCRYPT_CONCURRENCY") or cores())
+        parallel = _setup.hashes_per_second(rounds, threads)
+        label = f"bcrypt on {threads} threads at once, alone"
+        r.figure("bcrypt_parallel_per_s", parallel, "logins/s", label)
         login = Load(
             "POST", ("/token",), {"Content-Type": "application/x-www-form-urlencoded"}, body
         )
@@ -214,6 +220,7 @@ class Harness:
         self.report.lines.append(Line("login", "POST /token", o.login_connections, logins))
         r.figure("login_per_s", logins.rps, "logins/s", "POST /token throughput")
         r.figure("login_vs_limit", logins.rps / limit, "x", "  the same / bcrypt limit")
+        r.figure("login_vs_parallel", logins.rps / parallel, "x", "  the same / bcrypt alone")
         _log(f"GET /movies/{{id}} at {o.mixed_connections} connections, quiet and under logins ...")
         quiet, loaded = [], []
         for _ in range(o.repeat):

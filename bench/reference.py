@@ -2,7 +2,9 @@
 
 `constant_app`: a constant small JSON object (what HTTP and FastAPI cost on their own).
 `create_db_app()`: one movie by id through an asyncpg pool (what any DB endpoint costs):
-the same columns as queries/sql/movies/get_movie.sql, no auth, no declarations, no models.
+the same columns as queries/sql/movies/get_movie.sql, no auth, no declarations, no models;
+and at /page the page of GET /movies the harness asks for (20 rows with rating >= 7, best
+first) written the way the FastAPI tutorials do: plain parameters, dicts, no cursor.
 Run by `python -m bench` as, e.g.,
 `uvicorn bench.reference:create_db_app --factory --loop uvloop --http httptools`
 with BENCH_DSN, BENCH_POOL_MIN_SIZE and BENCH_POOL_MAX_SIZE in the environment.
@@ -13,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +23,9 @@ import asyncpg
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
-GET_MOVIE = Path(__file__).resolve().parent.parent / "queries/sql/movies/get_movie.sql"
+SQL_DIR = Path(__file__).resolve().parent.parent / "queries/sql/movies"
+GET_MOVIE = SQL_DIR / "get_movie.sql"
+LIST_MOVIES = SQL_DIR / "list_movies.sql"
 
 constant_app = FastAPI()
 
@@ -37,8 +42,20 @@ def get_movie_sql() -> str:
     return statement.replace(":movie_id", "$1").strip().rstrip(";")
 
 
+def page_sql() -> str:
+    """list_movies.sql with the filter, order and limit of the harness's GET /movies page."""
+    lines = LIST_MOVIES.read_text().splitlines()
+    base = " ".join(line for line in lines if not line.lstrip().startswith("--")).strip()
+    # The project's own file wrapped in fixed text; the values are $1 and $2.
+    return (
+        f"SELECT * FROM ({base.rstrip(';')}) AS q WHERE rating >= $1"  # noqa: S608
+        " ORDER BY rating DESC, movie_id DESC LIMIT $2"
+    )
+
+
 def create_db_app() -> FastAPI:
     sql = get_movie_sql()
+    listing = page_sql()
     pools: list[asyncpg.Pool] = []
 
     @asynccontextmanager
@@ -62,6 +79,11 @@ def create_db_app() -> FastAPI:
         if row is None:
             return JSONResponse({"detail": "not found"}, status_code=404)
         return dict(row)
+
+    @app.get("/page", response_model=None)
+    async def page(min_rating: Decimal = Decimal(0), limit: int = 20) -> dict[str, Any]:
+        rows = await pools[0].fetch(listing, min_rating, limit + 1)
+        return {"items": [dict(r) for r in rows[:limit]], "next_cursor": None}
 
     @app.get("/health", response_model=None)
     async def health() -> dict[str, str]:
