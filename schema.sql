@@ -42,6 +42,10 @@ CREATE INDEX IF NOT EXISTS movies_budget_key ON myapi.movies (budget, movie_id);
 -- top_rated_movies(): best rating first, ties by votes then id.
 CREATE INDEX IF NOT EXISTS movies_top_rated_key
     ON myapi.movies (rating DESC, votes DESC, movie_id);
+-- list_released_since.sql: newest first, ties by rating then id. Read in this order,
+-- a page stops after its rows instead of sorting every movie since the year.
+CREATE INDEX IF NOT EXISTS movies_released_since_key
+    ON myapi.movies (released DESC, rating DESC, movie_id);
 -- Contains-match on titles (ILIKE '%...%') can use a trigram index where the
 -- server ships pg_trgm (the official images do; the embedded wheel does not,
 -- and there a scan of 58,788 titles takes a few milliseconds).
@@ -116,8 +120,12 @@ CREATE INDEX IF NOT EXISTS login_attempts_window ON myapi.login_attempts (window
 -- them into the calling query and use the indexes above.
 -- ---------------------------------------------------------------------------
 
--- Films released in or after `since_year` rated at least `min_rating`,
--- newest first (ties: best rated, then id).
+-- Films released in or after `since_year` rated at least `min_rating`, in no
+-- particular order: the caller orders and limits them (list_released_since.sql:
+-- newest first, ties by rating then id, which movies_released_since_key serves).
+-- No ORDER BY here: it kept the planner from merging this body into the caller's
+-- query, so every call sorted all matching films (2.3 ms) instead of reading the
+-- first page off the index (0.03 ms).
 CREATE OR REPLACE FUNCTION myapi.movies_released_since(since_year integer, min_rating numeric)
 RETURNS SETOF myapi.movies
 LANGUAGE sql STABLE PARALLEL SAFE
@@ -126,7 +134,6 @@ AS $$
       FROM myapi.movies AS m
      WHERE m.released >= since_year
        AND m.rating >= min_rating
-     ORDER BY m.released DESC, m.rating DESC, m.movie_id
 $$;
 
 -- The best rated films with at least `min_votes` votes: best rating first,
