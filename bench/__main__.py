@@ -118,6 +118,13 @@ def _parser() -> argparse.ArgumentParser:
         "schema is applied, its movies replaced, a user added)",
     )
     add(
+        "--via",
+        metavar="URL",
+        help="the servers measured reach the database through this URL instead, e.g. a "
+        "PgBouncer in transaction mode in front of --dsn (their statement caches and "
+        "token notifications are then off); set-up still uses --dsn",
+    )
+    add(
         "--no-cold-start",
         dest="cold_start",
         action="store_false",
@@ -186,6 +193,8 @@ def main() -> None:
         except (OSError, ValueError, KeyError) as exc:
             sys.exit(f"error: cannot compare {options.compare[0]} and {options.compare[1]}: {exc}")
         return
+    if options.via and not options.dsn:
+        sys.exit("error: --via needs --dsn: the PostgreSQL behind it, for the set-up")
     if options.quick:
         options.duration, options.warmup, options.repeat = 3.0, 1.0, 1
     signal.signal(signal.SIGTERM, _terminate)
@@ -202,6 +211,7 @@ def main() -> None:
         mixed_connections=options.mixed_connections,
         rows=options.rows,
         dsn=options.dsn,
+        via=options.via,
         cold_start=options.cold_start,
     )
     meta = {
@@ -209,7 +219,8 @@ def main() -> None:
         "commit": _commit(),
         "cores": cores(),
         "generator": generator.name,
-    } | {k: v for k, v in vars(run).items() if k != "dsn"}
+        "through": "--via" if options.via else "direct",
+    } | {k: v for k, v in vars(run).items() if k not in ("dsn", "via")}
     report = _report.Report(meta)
     clock = time.perf_counter()
     failed = None

@@ -64,6 +64,8 @@ def create_db_app() -> FastAPI:
             os.environ["BENCH_DSN"],
             min_size=int(os.environ.get("BENCH_POOL_MIN_SIZE", "2")),
             max_size=int(os.environ.get("BENCH_POOL_MAX_SIZE", "10")),
+            # 0 through PgBouncer in transaction mode (python -m bench --via).
+            statement_cache_size=int(os.environ.get("BENCH_STATEMENT_CACHE_SIZE", "100")),
         )
         pools.append(pool)
         try:
