@@ -79,7 +79,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             await _check_sql(db)
             bcrypt_threads.configure(cfg.bcrypt_concurrency)
             dummy = await asyncio.to_thread(Dummy.for_rounds, cfg.bcrypt_rounds)
-            tokens = TokenStates(db, dsn, listen=cfg.token_notifications)
+            listen_dsn = (
+                cfg.listen_database_url.get_secret_value() if cfg.listen_database_url else dsn
+            )
+            tokens = TokenStates(db, listen_dsn, listen=cfg.token_notifications)
             await tokens.start()
             app.state.runtime = Runtime(
                 settings=cfg,

@@ -55,6 +55,8 @@ delete_user = SQL.one("delete_user", row=UserRow, params={"user_id": int})
 list_token_states = SQL.many("list_token_states", row=TokenStateRow, params={})
 get_token_state = SQL.one("get_token_state", row=TokenStateRow, params={"user_id": int})
 
+notify_probe = SQL.exec("notify_probe", params={"payload": str})
+
 CHANNEL = "myapi_users"  # schema.sql's trigger announces every user change here
 
 SQL.verify()

@@ -28,6 +28,7 @@ import pytest
 from pydantic import SecretStr
 
 from api.backend.config import Settings
+from api.main import create_app
 from queries.users import UserRow
 from tests.api._live import live_server
 from tests.conftest import TEST_PASSWORD, PgServer
@@ -198,3 +199,65 @@ async def test_reads_and_writes_work_through_pgbouncer(
         assert attempts == 1
     finally:
         await conn.close()
+
+
+async def test_notifications_stay_on_with_a_direct_listen_url(
+    bounced: Settings, user: UserRow, database: str, pgbouncer: str
+) -> None:
+    """API_LISTEN_DATABASE_URL: the pool goes through PgBouncer, the one listening
+    connection straight to PostgreSQL, so token checks stay in memory."""
+    settings = bounced.model_copy(
+        update={"token_notifications": True, "listen_database_url": SecretStr(database)}
+    )
+    app = create_app(settings)
+    async with app.router.lifespan_context(app):
+        assert app.state.runtime.tokens.live
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            login = await http.post(
+                "/token", data={"username": user.email, "password": TEST_PASSWORD}
+            )
+            assert login.status_code == 200, login.text
+            bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            assert (await http.get("/users/me", headers=bearer)).status_code == 200
+            # A logout made elsewhere (here through PgBouncer too) arrives as a notification.
+            conn = await asyncpg.connect(pgbouncer, statement_cache_size=0)
+            try:
+                await conn.execute(
+                    "UPDATE myapi.users SET token_version = token_version + 1 WHERE user_id = $1",
+                    user.user_id,
+                )
+            finally:
+                await conn.close()
+            deadline = time.monotonic() + 2
+            while (await http.get("/users/me", headers=bearer)).status_code != 401:
+                assert time.monotonic() < deadline, "the logout did not arrive within 2 s"
+                await asyncio.sleep(0.02)
+            assert app.state.runtime.tokens.live
+
+
+async def test_notifications_that_never_arrive_fall_back_to_per_request_checks(
+    bounced: Settings, user: UserRow, pgbouncer: str
+) -> None:
+    """Left on behind PgBouncer in transaction mode, LISTEN is accepted but nothing
+    arrives: the worker finds out at start (its probe is not heard) and checks tokens
+    per request, so a logout still takes effect at once."""
+    app = create_app(bounced.model_copy(update={"token_notifications": True}))
+    async with app.router.lifespan_context(app):
+        assert not app.state.runtime.tokens.live
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
+            login = await http.post(
+                "/token", data={"username": user.email, "password": TEST_PASSWORD}
+            )
+            bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
+            assert (await http.get("/users/me", headers=bearer)).status_code == 200
+            conn = await asyncpg.connect(pgbouncer, statement_cache_size=0)
+            try:
+                await conn.execute(
+                    "UPDATE myapi.users SET token_version = token_version + 1 WHERE user_id = $1",
+                    user.user_id,
+                )
+            finally:
+                await conn.close()
+            assert (await http.get("/users/me", headers=bearer)).status_code == 401

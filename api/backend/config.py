@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import platformdirs
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MIN_SECRET_BYTES = 32
@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     # transaction mode, which does not deliver notifications: tokens are then checked
     # with one query per request.
     token_notifications: bool = True
+    # Where that one listening connection goes, when not to DATABASE_URL: the server
+    # itself, past a PgBouncer in transaction mode, so notifications stay on there.
+    listen_database_url: SecretStr | None = None
 
     jwt_secret: Annotated[
         SecretStr | None,
@@ -97,19 +100,20 @@ class Settings(BaseSettings):
             raise ValueError(f"JWT_SECRET must be at least {MIN_SECRET_BYTES} bytes")
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "listen_database_url")
     @classmethod
-    def _url_is_postgres(cls, value: SecretStr | None) -> SecretStr | None:
+    def _url_is_postgres(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
         if value is None:
             return None
+        name = "DATABASE_URL" if info.field_name == "database_url" else "API_LISTEN_DATABASE_URL"
         # Messages name the problem, never the URL: it may hold a password.
         try:
             parts = urlsplit(value.get_secret_value())
             parts.port  # noqa: B018 - parsing the port validates it
         except ValueError:
-            raise ValueError("DATABASE_URL is not a valid URL") from None
+            raise ValueError(f"{name} is not a valid URL") from None
         if parts.scheme not in ("postgresql", "postgres"):
-            raise ValueError("DATABASE_URL must start with postgresql:// or postgres://")
+            raise ValueError(f"{name} must start with postgresql:// or postgres://")
         return value
 
     @property

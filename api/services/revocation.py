@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections.abc import Coroutine
 from typing import Any
@@ -22,6 +23,9 @@ from queries.users import TokenStateRow
 logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5.0
+# How long a worker waits at start for its own probe notification before it decides that
+# notifications do not reach it (they arrive in milliseconds when they do).
+PROBE_SECONDS = 2.0
 
 
 class TokenStates:
@@ -36,6 +40,8 @@ class TokenStates:
         self._live = False
         self._last_attempt = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
+        self._probe_payload = ""
+        self._probe_heard = asyncio.Event()
 
     @property
     def live(self) -> bool:
@@ -51,11 +57,22 @@ class TokenStates:
             listener = await asyncpg.connect(self._dsn, statement_cache_size=0)
             await listener.add_listener(q.CHANNEL, self._on_notify)
             listener.add_termination_listener(self._on_lost)
+            heard = await self._probe()
             async with self._db.connection() as conn:
                 rows = await q.list_token_states(conn)
         except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-            # PgBouncer in transaction mode, or no database yet: check per request.
+            # No database yet, or the listener refused: check per request.
             logger.warning("token states are checked per request: %s", type(exc).__name__)
+            return
+        if not heard:
+            # LISTEN is accepted through PgBouncer in transaction mode, but nothing
+            # arrives: trusting the copy would let revoked tokens through.
+            await listener.close()
+            logger.warning(
+                "token states are checked per request: notifications do not reach this "
+                "worker (PgBouncer in transaction mode?); set API_LISTEN_DATABASE_URL to "
+                "the server itself, or API_TOKEN_NOTIFICATIONS=false"
+            )
             return
         self._listener = listener
         self._states = {row.user_id: row for row in rows}
@@ -84,9 +101,23 @@ class TokenStates:
         async with self._db.connection() as conn:
             return await q.get_token_state(conn, user_id=user_id)
 
+    async def _probe(self) -> bool:
+        """Whether a notification sent through the pool reaches the listener."""
+        self._probe_payload = f"probe:{secrets.token_hex(8)}"
+        self._probe_heard = asyncio.Event()
+        async with self._db.connection() as conn:
+            await q.notify_probe(conn, payload=self._probe_payload)
+        try:
+            await asyncio.wait_for(self._probe_heard.wait(), PROBE_SECONDS)
+        except TimeoutError:
+            return False
+        return True
+
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         if isinstance(payload, str) and payload.isdigit():
             self._spawn(self._refresh(int(payload)))
+        elif payload == self._probe_payload:
+            self._probe_heard.set()
 
     async def _refresh(self, user_id: int) -> None:
         try:

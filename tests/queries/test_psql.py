@@ -205,6 +205,10 @@ CASES: dict[str, Case] = {
     ),
     "users/revoke_tokens": Case(setup=SEED_USER, status="UPDATE 1", effect=USER_EFFECT),
     "users/delete_user": Case(setup=SEED_USER, status="DELETE 1", effect=USER_EFFECT),
+    # Its one row is pg_notify's void; a notification is only sent at the commit.
+    "users/notify_probe": Case(
+        values={"payload": "probe:it's $1 and \\ too"}, status="SELECT 1", read_only=True
+    ),
     # The account's window is a minute old (its count goes on, 840 s left); the address's
     # ended an hour ago (it starts again at 1, the whole 900 s left).
     "logins/count_attempt": Case(
