@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import psutil
@@ -40,6 +41,15 @@ def _env(tmp_path: Path) -> dict[str, str]:
     }
     env.update(API_DATA_DIR=str(tmp_path / "data"), API_BCRYPT_ROUNDS="4", HOME=str(tmp_path))
     return env
+
+
+def stop(proc: subprocess.Popen[Any]) -> None:
+    """SIGTERM, as a service manager sends it; killed when it takes over 30 s."""
+    proc.send_signal(signal.SIGTERM)
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
 
 
 def _postgres_for(pgdata: Path) -> list[psutil.Process]:
@@ -77,11 +87,7 @@ def server(tmp_path: Path) -> Iterator[str]:
             pytest.fail(f"the server did not become healthy:\n{log_text}")
         yield base
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
         log.close()
         # The embedded server stops with its last holder; kill a survivor so CI stays clean.
         leftovers = _postgres_for(tmp_path / "data" / "pgdata")

@@ -18,7 +18,9 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
@@ -29,6 +31,7 @@ from pydantic import SecretStr
 
 from api.backend.config import Settings
 from api.main import create_app
+from api.services.revocation import TokenStates
 from queries.users import UserRow
 from tests.api._live import live_server
 from tests.conftest import TEST_PASSWORD, PgServer
@@ -139,14 +142,8 @@ async def test_reads_and_writes_work_through_pgbouncer(
     bounced: Settings, user: UserRow, pgbouncer: str
 ) -> None:
     # The user is promoted directly in the database: the admin routes are tested too.
-    conn = await asyncpg.connect(pgbouncer, statement_cache_size=0)
-    try:
-        await conn.execute(
-            "UPDATE myapi.users SET scopes = '{movies:read,users:admin}' WHERE user_id = $1",
-            user.user_id,
-        )
-    finally:
-        await conn.close()
+    promote = "UPDATE myapi.users SET scopes = '{movies:read,users:admin}' WHERE user_id = $1"
+    await _execute(pgbouncer, promote, user.user_id)
     with live_server(bounced) as base:
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             login = await http.post(
@@ -201,17 +198,11 @@ async def test_reads_and_writes_work_through_pgbouncer(
         await conn.close()
 
 
-async def test_notifications_stay_on_with_a_direct_listen_url(
-    bounced: Settings, user: UserRow, database: str, pgbouncer: str
-) -> None:
-    """API_LISTEN_DATABASE_URL: the pool goes through PgBouncer, the one listening
-    connection straight to PostgreSQL, so token checks stay in memory."""
-    settings = bounced.model_copy(
-        update={"token_notifications": True, "listen_database_url": SecretStr(database)}
-    )
+@asynccontextmanager
+async def _in_process(settings: Settings, user: UserRow) -> AsyncIterator[_Session]:
+    """The app on `settings`, `user` logged in; the app's token states for asserting."""
     app = create_app(settings)
     async with app.router.lifespan_context(app):
-        assert app.state.runtime.tokens.live
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
             login = await http.post(
@@ -220,20 +211,51 @@ async def test_notifications_stay_on_with_a_direct_listen_url(
             assert login.status_code == 200, login.text
             bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
             assert (await http.get("/users/me", headers=bearer)).status_code == 200
-            # A logout made elsewhere (here through PgBouncer too) arrives as a notification.
-            conn = await asyncpg.connect(pgbouncer, statement_cache_size=0)
-            try:
-                await conn.execute(
-                    "UPDATE myapi.users SET token_version = token_version + 1 WHERE user_id = $1",
-                    user.user_id,
-                )
-            finally:
-                await conn.close()
-            deadline = time.monotonic() + 2
-            while (await http.get("/users/me", headers=bearer)).status_code != 401:
-                assert time.monotonic() < deadline, "the logout did not arrive within 2 s"
-                await asyncio.sleep(0.02)
-            assert app.state.runtime.tokens.live
+            yield _Session(http, bearer, app.state.runtime.tokens)
+
+
+@dataclass
+class _Session:
+    http: httpx.AsyncClient
+    bearer: dict[str, str]
+    tokens: TokenStates
+
+    async def me(self) -> int:
+        return (await self.http.get("/users/me", headers=self.bearer)).status_code
+
+
+async def _execute(pgbouncer: str, sql: str, *args: object) -> None:
+    """One statement through PgBouncer, on a connection of its own."""
+    conn = await asyncpg.connect(pgbouncer, statement_cache_size=0)
+    try:
+        await conn.execute(sql, *args)
+    finally:
+        await conn.close()
+
+
+async def _log_out(pgbouncer: str, user: UserRow) -> None:
+    """A logout made elsewhere, through PgBouncer too."""
+    sql = "UPDATE myapi.users SET token_version = token_version + 1 WHERE user_id = $1"
+    await _execute(pgbouncer, sql, user.user_id)
+
+
+async def test_notifications_stay_on_with_a_direct_listen_url(
+    bounced: Settings, user: UserRow, database: str, pgbouncer: str
+) -> None:
+    """API_LISTEN_DATABASE_URL: the pool goes through PgBouncer, the one listening
+    connection straight to PostgreSQL, so token checks stay in memory."""
+    settings = bounced.model_copy(
+        update={"token_notifications": True, "listen_database_url": SecretStr(database)}
+    )
+    async with _in_process(settings, user) as session:
+        assert session.tokens.live
+        await _log_out(pgbouncer, user)
+        # It arrives as a notification.
+        deadline = time.monotonic() + 2
+        while await session.me() != 401:
+            assert time.monotonic() < deadline, "the logout did not arrive within 2 s"
+            await asyncio.sleep(0.02)
+        assert session.tokens.live
 
 
 async def test_notifications_that_never_arrive_fall_back_to_per_request_checks(
@@ -242,22 +264,8 @@ async def test_notifications_that_never_arrive_fall_back_to_per_request_checks(
     """Left on behind PgBouncer in transaction mode, LISTEN is accepted but nothing
     arrives: the worker finds out at start (its probe is not heard) and checks tokens
     per request, so a logout still takes effect at once."""
-    app = create_app(bounced.model_copy(update={"token_notifications": True}))
-    async with app.router.lifespan_context(app):
-        assert not app.state.runtime.tokens.live
-        transport = httpx.ASGITransport(app=app)
-        async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-            login = await http.post(
-                "/token", data={"username": user.email, "password": TEST_PASSWORD}
-            )
-            bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
-            assert (await http.get("/users/me", headers=bearer)).status_code == 200
-            conn = await asyncpg.connect(pgbouncer, statement_cache_size=0)
-            try:
-                await conn.execute(
-                    "UPDATE myapi.users SET token_version = token_version + 1 WHERE user_id = $1",
-                    user.user_id,
-                )
-            finally:
-                await conn.close()
-            assert (await http.get("/users/me", headers=bearer)).status_code == 401
+    settings = bounced.model_copy(update={"token_notifications": True})
+    async with _in_process(settings, user) as session:
+        assert not session.tokens.live
+        await _log_out(pgbouncer, user)
+        assert await session.me() == 401

@@ -3,7 +3,6 @@ worker signs and checks tokens and cursors alike, whichever one a connection rea
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ import httpx
 import psutil
 import pytest
 
-from tests.test_end_to_end import _admin, _env, _free_port, _postgres_for
+from tests.test_end_to_end import _admin, _env, _free_port, _postgres_for, stop
 
 PASSWORD = "two workers password"
 EMAIL = "workers@example.com"
@@ -37,11 +36,7 @@ def _serve(env: dict[str, str], log_path: Path) -> Iterator[tuple[str, list[psut
             workers = _wait_healthy(proc, base, log_path)
             yield base, workers
         finally:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            stop(proc)
 
 
 def _wait_healthy(proc: subprocess.Popen[bytes], base: str, log_path: Path) -> list[psutil.Process]:

@@ -4,7 +4,6 @@ X-Forwarded-For only when API_FORWARDED_ALLOW_IPS names the proxy."""
 from __future__ import annotations
 
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -17,6 +16,7 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_SECRET
+from tests.test_end_to_end import stop
 
 
 def _free_port() -> int:
@@ -63,11 +63,7 @@ def _serve(database: str, tmp_path: Path, **extra: str) -> Iterator[str]:
             time.sleep(0.1)
         yield base
     finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop(proc)
 
 
 def _fail_login(base: str, forwarded_for: str) -> int:
