@@ -25,6 +25,7 @@ count_attempt = SQL.many(
     params={"account": str, "address": str, "window_seconds": int},
 )
 succeeded = SQL.exec("succeeded", params={"account": str, "address": str})
+refused = SQL.exec("refused", params={"account": str, "address": str})
 purge = SQL.exec("purge", params={"window_seconds": int})
 get_attempts = SQL.one("get_attempts", row=AttemptsRow, params={"key": str, "window_seconds": int})
 clear = SQL.exec("clear", params={"key": str})

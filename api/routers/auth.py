@@ -15,6 +15,7 @@ from api.exc import (
     NO_STORE,
     AppError,
     InvalidTokenRequest,
+    LoginsBusy,
     PublicKeyNotFound,
     UnsupportedGrantType,
 )
@@ -44,9 +45,13 @@ async def create_token(request: Request, runtime: RuntimeDep, response: Response
         attempt = await runtime.throttle.attempt(
             email=auth.normalise_email(form.username), address=client_address(request)
         )
-        user = await auth.authenticate(
-            runtime.db, email=form.username, password=form.password, dummy=runtime.dummy
-        )
+        try:
+            user = await auth.authenticate(
+                runtime.db, email=form.username, password=form.password, dummy=runtime.dummy
+            )
+        except LoginsBusy:
+            await runtime.throttle.refused(attempt)
+            raise
         await runtime.throttle.succeeded(attempt)
         scopes = auth.grant_scopes(user, form.scope)
     except AppError as exc:

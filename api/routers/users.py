@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query, Request, Response, Security, status
 
-from api.exc import InvalidUserData, SelfLockout
+from api.exc import InvalidUserData, LoginsBusy, SelfLockout
 from api.routers._deps import (
     Authenticated,
     DatabaseDep,
@@ -50,13 +50,17 @@ async def change_my_password(
     attempt = await runtime.throttle.attempt(
         email=auth.normalise_email(user.email), address=client_address(request)
     )
-    await users.change_password(
-        runtime.db,
-        user.user_id,
-        current=body.current_password,
-        new=body.new_password,
-        rounds=runtime.settings.bcrypt_rounds,
-    )
+    try:
+        await users.change_password(
+            runtime.db,
+            user.user_id,
+            current=body.current_password,
+            new=body.new_password,
+            rounds=runtime.settings.bcrypt_rounds,
+        )
+    except LoginsBusy:
+        await runtime.throttle.refused(attempt)
+        raise
     await runtime.throttle.succeeded(attempt)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 

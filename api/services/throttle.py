@@ -3,7 +3,9 @@
 Each login attempt is counted against its account and its client address *before* the
 password is checked, in one statement: a burst of parallel guesses cannot slip past
 the limit while earlier ones are still in bcrypt. A success takes its attempt back off
-the address and starts the account's count again, so only failures add up. Windows
+the address and starts the account's count again, and an attempt refused before its
+password was checked (429, or 503 when bcrypt is busy) comes off both counts, so only
+failed guesses add up. Windows
 are fixed: the count starts when the first attempt of a window arrives and is forgotten
 `window_seconds` later.
 """
@@ -86,14 +88,22 @@ class Throttle:
             if time.monotonic() - self._last_purge > PURGE_EVERY_SECONDS:
                 self._last_purge = time.monotonic()
                 await q.purge(conn, window_seconds=self._window)
-        waits = [
-            row.retry_after
-            for row in counts
-            if (limit := self._limits[row.key.partition(":")[0]]) and row.failures > limit
-        ]
-        if waits:
-            raise TooManyLogins(max(waits))
+            waits = [
+                row.retry_after
+                for row in counts
+                if (limit := self._limits[row.key.partition(":")[0]]) and row.failures > limit
+            ]
+            if waits:
+                await q.refused(conn, account=attempt.account, address=attempt.address)
+                raise TooManyLogins(max(waits))
         return attempt
+
+    async def refused(self, attempt: Attempt) -> None:
+        """The attempt was answered without its password being checked (bcrypt busy)."""
+        if not self.enabled:
+            return
+        async with self._db.connection() as conn:
+            await q.refused(conn, account=attempt.account, address=attempt.address)
 
     async def succeeded(self, attempt: Attempt) -> None:
         """The attempt logged in: it no longer counts as a failure."""

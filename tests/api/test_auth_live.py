@@ -284,3 +284,48 @@ async def test_login_names_postgresql_cannot_key_are_still_counted(
     keys = await pool.fetch("SELECT key FROM myapi.login_attempts WHERE key LIKE 'account:%'")
     assert len(keys) == 1
     assert len(keys[0]["key"]) <= 8 + 320
+
+
+async def _failures(pool: asyncpg.Pool, key: str) -> int | None:
+    value: int | None = await pool.fetchval(
+        "SELECT failures FROM myapi.login_attempts WHERE key = $1", key
+    )
+    return value
+
+
+async def test_refused_attempts_guess_nothing_and_count_nothing(
+    settings: Settings, user: UserRow, pool: asyncpg.Pool
+) -> None:
+    """Found in an operator's trial: logins answered 429 (or 503) stayed counted as
+    failures, so a burst of right passwords used up the address's budget."""
+    throttled = _throttled(settings, login_account_limit=3, login_address_limit=50)
+    with live_server(throttled) as base:
+        async with httpx.AsyncClient(base_url=base) as http:
+            for _ in range(3):
+                assert (await _login(http, EMAIL, "wrong password")).status_code == 400
+            refused = await asyncio.gather(*(_login(http, EMAIL, TEST_PASSWORD) for _ in range(8)))
+    assert [r.status_code for r in refused] == [429] * 8
+    # The three wrong guesses count; the eight refusals do not, on either key.
+    assert await _failures(pool, f"account:{EMAIL}") == 3
+    assert await _failures(pool, "address:127.0.0.1") == 3
+
+
+async def test_a_login_refused_as_busy_is_not_counted(
+    settings: Settings, user: UserRow, pool: asyncpg.Pool
+) -> None:
+    """Past bcrypt's queue a login is a 503: its password was never checked."""
+    # A hash slow enough (cost 11, tens of ms) that 50 logins at once overflow the queue.
+    slow = await auth.register_user(
+        Database(pool), email="slow@example.com", name="Slow", password=TEST_PASSWORD, rounds=11
+    )
+    throttled = _throttled(settings, login_account_limit=100, bcrypt_concurrency=1)
+    with live_server(throttled) as base:
+        async with httpx.AsyncClient(base_url=base, timeout=60) as http:
+            logins = [_login(http, slow.email, TEST_PASSWORD) for _ in range(50)]
+            answers = await asyncio.gather(*logins)
+    codes = sorted(r.status_code for r in answers)
+    busy = codes.count(503)
+    assert busy > 0, codes  # one thread queues 1 + 32 at most
+    assert codes.count(200) == 50 - busy
+    # Successes take their attempt back off the address, and so do the 503s.
+    assert await _failures(pool, "address:127.0.0.1") == 0

@@ -227,6 +227,12 @@ CASES: dict[str, Case] = {
         status="UPDATE 1",
         effect=ATTEMPTS_EFFECT,
     ),
+    "logins/refused": Case(
+        values={"account": ACCOUNT, "address": ADDRESS},
+        setup=SEED_ATTEMPTS,
+        status="UPDATE 2",
+        effect=ATTEMPTS_EFFECT,
+    ),
     "logins/purge": Case(
         values={"window_seconds": 900},
         setup=SEED_ATTEMPTS,
