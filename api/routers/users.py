@@ -61,6 +61,8 @@ async def change_my_password(
     except LoginsBusy:
         await runtime.throttle.refused(attempt)
         raise
+    finally:
+        runtime.tokens.forget(user.user_id)
     await runtime.throttle.succeeded(attempt)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -104,7 +106,9 @@ async def get_user(user_id: int, _: Admin, db: DatabaseDep) -> UserOut:
 
 
 @router.patch("/{user_id}", responses={**_ADMIN_ERRORS, **problem_responses(409)})
-async def change_user(user_id: int, body: UserChange, claims: Admin, db: DatabaseDep) -> UserOut:
+async def change_user(
+    user_id: int, body: UserChange, claims: Admin, runtime: RuntimeDep
+) -> UserOut:
     """Enable or disable a user, or replace their scopes."""
     if body.is_active is None and body.scopes is None:
         raise InvalidUserData("Nothing to change: give is_active, scopes or both.")
@@ -114,18 +118,25 @@ async def change_user(user_id: int, body: UserChange, claims: Admin, db: Databas
         raise SelfLockout("You cannot disable yourself or take users:admin from yourself.")
     if body.scopes is not None:
         auth.valid_scopes(body.scopes)  # refused before anything changes
+    db = runtime.db
     user = await users.get_user(db, user_id)
-    if body.is_active is not None:
-        user = await users.set_active(db, user_id, active=body.is_active)
-    if body.scopes is not None:
-        user = await users.set_scopes(db, user_id, body.scopes)
+    try:
+        if body.is_active is not None:
+            user = await users.set_active(db, user_id, active=body.is_active)
+        if body.scopes is not None:
+            user = await users.set_scopes(db, user_id, body.scopes)
+    finally:
+        runtime.tokens.forget(user_id)
     return UserOut.from_row(user)
 
 
 @router.post("/{user_id}/logout", status_code=status.HTTP_204_NO_CONTENT, responses=_ADMIN_ERRORS)
-async def log_user_out(user_id: int, _: Admin, db: DatabaseDep) -> Response:
+async def log_user_out(user_id: int, _: Admin, runtime: RuntimeDep) -> Response:
     """End every token the user holds; they can log in again."""
-    await users.revoke_tokens(db, user_id)
+    try:
+        await users.revoke_tokens(runtime.db, user_id)
+    finally:
+        runtime.tokens.forget(user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -134,9 +145,12 @@ async def log_user_out(user_id: int, _: Admin, db: DatabaseDep) -> Response:
     status_code=status.HTTP_204_NO_CONTENT,
     responses={**_ADMIN_ERRORS, **problem_responses(409)},
 )
-async def delete_user(user_id: int, claims: Admin, db: DatabaseDep) -> Response:
+async def delete_user(user_id: int, claims: Admin, runtime: RuntimeDep) -> Response:
     """Delete a user; their tokens stop working at once."""
     if user_id == claims.user_id:
         raise SelfLockout("You cannot delete yourself.")
-    await users.delete_user(db, user_id)
+    try:
+        await users.delete_user(runtime.db, user_id)
+    finally:
+        runtime.tokens.forget(user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

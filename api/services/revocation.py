@@ -41,6 +41,9 @@ class TokenStates:
         self._last_attempt = 0.0
         self._tasks: set[asyncio.Task[None]] = set()
         self._probe_payload = ""
+        # How often each user was forgotten: a refresh keeps what it read only when
+        # nothing changed while it read (see `forget`).
+        self._changes: dict[int, int] = {}
         self._probe_heard = asyncio.Event()
 
     @property
@@ -113,13 +116,24 @@ class TokenStates:
             return False
         return True
 
+    def forget(self, user_id: int) -> None:
+        """The user changed here: ask the database until the notification's refresh
+        lands, so not even the next request of this worker sees the old state."""
+        self._states.pop(user_id, None)
+        # A refresh already reading the row may have read it before this change.
+        self._changes[user_id] = self._changes.get(user_id, 0) + 1
+
     def _on_notify(self, _conn: object, _pid: int, _channel: str, payload: object) -> None:
         if isinstance(payload, str) and payload.isdigit():
+            # Forgotten at once: checks ask the database until the refresh is back,
+            # rather than trust the old state for the length of a round trip.
+            self.forget(int(payload))
             self._spawn(self._refresh(int(payload)))
         elif payload == self._probe_payload:
             self._probe_heard.set()
 
     async def _refresh(self, user_id: int) -> None:
+        changes = self._changes.get(user_id, 0)
         try:
             state = await self._fetch(user_id)
         except Exception:
@@ -127,6 +141,8 @@ class TokenStates:
             self._states.pop(user_id, None)
             logger.warning("could not refresh the token state of user %d", user_id)
             return
+        if self._changes.get(user_id, 0) != changes:
+            return  # changed while this read: the change's own refresh is on its way
         if state is None:
             self._states.pop(user_id, None)
         else:
