@@ -11,10 +11,12 @@ everything it started. `python -m bench --compare A.json B.json` shows what chan
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import NoReturn
@@ -24,15 +26,44 @@ from bench._load import pick_generator
 from bench._procs import PROJECT, BenchError
 from bench._run import Harness, Options, cores
 
+MAX_CONNECTIONS = 10_000
+
 
 def _connections(text: str) -> tuple[int, ...]:
     try:
         counts = tuple(int(part) for part in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a list of numbers: {text!r}") from None
-    if not counts or min(counts) < 1:
-        raise argparse.ArgumentTypeError("connection counts must be 1 or more")
+    if not counts or min(counts) < 1 or max(counts) > MAX_CONNECTIONS:
+        raise argparse.ArgumentTypeError(f"connection counts must be 1 to {MAX_CONNECTIONS:,}")
     return counts
+
+
+def _count(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low:,} to {high:,}, got {value:,}")
+        return value
+
+    return parse
+
+
+def _seconds(low: float, *, inclusive: bool) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number of seconds: {text!r}") from None
+        if not math.isfinite(value) or value < low or (value == low and not inclusive):
+            bound = f"{low:g} or more" if inclusive else f"more than {low:g}"
+            raise argparse.ArgumentTypeError(f"must be {bound} seconds, got {text!r}")
+        return value
+
+    return parse
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -51,21 +82,21 @@ def _parser() -> argparse.ArgumentParser:
     )
     add(
         "--duration",
-        type=float,
+        type=_seconds(0, inclusive=False),
         default=10.0,
         metavar="S",
         help="seconds per measurement (default: 10)",
     )
     add(
         "--warmup",
-        type=float,
+        type=_seconds(0, inclusive=True),
         default=3.0,
         metavar="S",
         help="seconds of warm-up per endpoint and connection count (default: 3)",
     )
     add(
         "--repeat",
-        type=int,
+        type=_count(1, 100),
         default=3,
         metavar="N",
         help="repetitions per measurement; the median is reported (default: 3)",
@@ -77,35 +108,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     add(
         "--workers",
-        type=int,
+        type=_count(1, 64),
         default=1,
         metavar="N",
         help="worker processes of our service (default: 1)",
     )
     add(
         "--scale-workers",
-        type=int,
+        type=_count(1, 64),
         default=2,
         metavar="N",
         help="workers of the second instance compared with the first (default: 2)",
     )
     add(
         "--login-connections",
-        type=int,
+        type=_count(1, 1_000),
         default=4,
         metavar="N",
         help="connections sending POST /token (default: 4)",
     )
     add(
         "--mixed-connections",
-        type=int,
+        type=_count(1, MAX_CONNECTIONS),
         default=32,
         metavar="N",
         help="connections of GET /movies/{id} while logins run (default: 32)",
     )
     add(
         "--rows",
-        type=int,
+        type=_count(0, 100_000_000),
         default=0,
         metavar="N",
         help="also load N generated movies (e.g. 1000000) and time keyset pages over them; "
