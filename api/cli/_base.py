@@ -69,6 +69,11 @@ def _failure_message(exc: Exception, known: tuple[type[Exception], ...]) -> str 
     """One line for an expected failure; None for anything else (a bug: its traceback)."""
     if isinstance(exc, AppError):
         return exc.detail
+    if _lost_prepared_statement(exc):
+        return (
+            "the database lost or duplicated one of asyncpg's prepared statements, as a "
+            "PgBouncer in transaction mode does: set API_STATEMENT_CACHE_SIZE=0 there"
+        )
     if isinstance(exc, (*known, ConfigError, EmbeddedServerError)):
         return str(exc)
     if isinstance(exc, asyncpg.ClientConfigurationError):
@@ -82,6 +87,18 @@ def _failure_message(exc: Exception, known: tuple[type[Exception], ...]) -> str 
         summary = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return f"the database refused the change: {summary}"
     return None
+
+
+def _lost_prepared_statement(exc: BaseException | None) -> bool:
+    """Whether `exc` (or what caused it, e.g. behind a SchemaError) is asyncpg finding its
+    named prepared statements gone or already there: another session's, through PgBouncer."""
+    while exc is not None:
+        if isinstance(
+            exc, asyncpg.DuplicatePreparedStatementError | asyncpg.InvalidSQLStatementNameError
+        ):
+            return True
+        exc = exc.__cause__
+    return False
 
 
 def _dsn(settings: Settings) -> str:

@@ -899,3 +899,25 @@ def test_check_and_psql_leave_the_embedded_database_as_they_found_it(
     )
     assert psql.returncode == 0, psql.output
     assert psql.stdout == "myapi|\n"
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        asyncpg.DuplicatePreparedStatementError('prepared statement "__asyncpg_stmt_1__" exists'),
+        asyncpg.InvalidSQLStatementNameError('prepared statement "__asyncpg_stmt_2__" is gone'),
+    ],
+)
+def test_a_statement_cache_behind_pgbouncer_is_named_in_one_line(error: Exception) -> None:
+    """Seen through PgBouncer in transaction mode with asyncpg's cache on: the one line
+    names the setting, also when the error comes wrapped (schema.sql's SchemaError)."""
+    from api.backend.database import SchemaError
+    from api.cli._base import _failure_message
+
+    wrapped = SchemaError("schema.sql: " + str(error))
+    wrapped.__cause__ = error
+    for exc in (error, wrapped):
+        message = _failure_message(exc, ())
+        assert message is not None
+        assert "API_STATEMENT_CACHE_SIZE=0" in message
+        assert "\n" not in message
