@@ -69,12 +69,14 @@ class TokenStates:
             return
         if not heard:
             # LISTEN is accepted through PgBouncer in transaction mode, but nothing
-            # arrives: trusting the copy would let revoked tokens through.
+            # arrives: trusting the copy would let revoked tokens through. Nor is it
+            # worth trying again every few seconds: that is how the server is set up.
+            self._listen = False
             await listener.close()
             logger.warning(
-                "token states are checked per request: notifications do not reach this "
-                "worker (PgBouncer in transaction mode?); set API_LISTEN_DATABASE_URL to "
-                "the server itself, or API_TOKEN_NOTIFICATIONS=false"
+                "token states are checked per request for the life of this worker: "
+                "notifications do not reach it (PgBouncer in transaction mode?); set "
+                "API_LISTEN_DATABASE_URL to the server itself, or API_TOKEN_NOTIFICATIONS=false"
             )
             return
         self._listener = listener
