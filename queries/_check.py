@@ -103,8 +103,9 @@ def _check_session(file: str, query: Query) -> list[Finding]:
         return []
     if not words:
         return []
-    first = min(words, key=words.__getitem__)
-    if first not in _SESSION_COMMANDS or (first == "SET" and "LOCAL" in words):
+    first, *rest = sorted(words, key=words.__getitem__)
+    # SET LOCAL ends with the transaction; "local" elsewhere (a value) does not count.
+    if first not in _SESSION_COMMANDS or (first == "SET" and rest[:1] == ["LOCAL"]):
         return []
     message = (
         f"{first} changes the session, and pooled connections are not reset between "

@@ -104,6 +104,7 @@ BROKEN_FILES = {
     "session_set": "-- leaks into the next request\nSET statement_timeout = 0",
     "session_listen": "LISTEN myapi_users",
     "transaction_set": "SET LOCAL statement_timeout = 1000",
+    "session_set_to_local": "SET search_path = local",
 }
 
 
@@ -133,6 +134,7 @@ def _broken(tmp_path: Path) -> list[Declaration]:
     sql.exec("session_set", params={})
     sql.exec("session_listen", params={})
     sql.exec("transaction_set", params={})
+    sql.exec("session_set_to_local", params={})
     sql.verify()
     bases = {
         name: ListingBase(sql.declared[name], ("movie_id", "title"), None)
@@ -254,6 +256,7 @@ EXPECTED = [
         "use SET LOCAL",
     ),
     ("session_listen", None, "error", "LISTEN changes the session", "use SET LOCAL"),
+    ("session_set_to_local", None, "error", "SET changes the session", "use SET LOCAL"),
 ]
 
 
