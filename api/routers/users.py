@@ -51,18 +51,17 @@ async def change_my_password(
         email=auth.normalise_email(user.email), address=client_address(request)
     )
     try:
-        await users.change_password(
-            runtime.db,
-            user.user_id,
-            current=body.current_password,
-            new=body.new_password,
-            rounds=runtime.settings.bcrypt_rounds,
-        )
+        with runtime.tokens.changing(user.user_id):
+            await users.change_password(
+                runtime.db,
+                user.user_id,
+                current=body.current_password,
+                new=body.new_password,
+                rounds=runtime.settings.bcrypt_rounds,
+            )
     except LoginsBusy:
         await runtime.throttle.refused(attempt)
         raise
-    finally:
-        runtime.tokens.forget(user.user_id)
     await runtime.throttle.succeeded(attempt)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -120,23 +119,19 @@ async def change_user(
         auth.valid_scopes(body.scopes)  # refused before anything changes
     db = runtime.db
     user = await users.get_user(db, user_id)
-    try:
+    with runtime.tokens.changing(user_id):
         if body.is_active is not None:
             user = await users.set_active(db, user_id, active=body.is_active)
         if body.scopes is not None:
             user = await users.set_scopes(db, user_id, body.scopes)
-    finally:
-        runtime.tokens.forget(user_id)
     return UserOut.from_row(user)
 
 
 @router.post("/{user_id}/logout", status_code=status.HTTP_204_NO_CONTENT, responses=_ADMIN_ERRORS)
 async def log_user_out(user_id: int, _: Admin, runtime: RuntimeDep) -> Response:
     """End every token the user holds; they can log in again."""
-    try:
+    with runtime.tokens.changing(user_id):
         await users.revoke_tokens(runtime.db, user_id)
-    finally:
-        runtime.tokens.forget(user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -149,8 +144,6 @@ async def delete_user(user_id: int, claims: Admin, runtime: RuntimeDep) -> Respo
     """Delete a user; their tokens stop working at once."""
     if user_id == claims.user_id:
         raise SelfLockout("You cannot delete yourself.")
-    try:
+    with runtime.tokens.changing(user_id):
         await users.delete_user(runtime.db, user_id)
-    finally:
-        runtime.tokens.forget(user_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -11,7 +11,8 @@ import asyncio
 import logging
 import secrets
 import time
-from collections.abc import Coroutine
+from collections.abc import Coroutine, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
@@ -117,6 +118,15 @@ class TokenStates:
         except TimeoutError:
             return False
         return True
+
+    @contextmanager
+    def changing(self, user_id: int) -> Iterator[None]:
+        """Around a change to the user made by this worker: whatever it did, the user's
+        state is forgotten after it, so this worker's next request asks the database."""
+        try:
+            yield
+        finally:
+            self.forget(user_id)
 
     def forget(self, user_id: int) -> None:
         """The user changed here: ask the database until the notification's refresh
