@@ -149,7 +149,9 @@ class Harness:
             "BENCH_DSN": dsn,
             "BENCH_POOL_MIN_SIZE": str(_setting("pool_min_size")),
             "BENCH_POOL_MAX_SIZE": str(_setting("pool_max_size")),
-            "BENCH_STATEMENT_CACHE_SIZE": "0" if self.options.via else "100",
+            "BENCH_STATEMENT_CACHE_SIZE": self.env.get(
+                "API_STATEMENT_CACHE_SIZE", str(_setting("statement_cache_size"))
+            ),
         }
         server = Server(name, argv, port=port, env=env, workdir=self.workdir)
         self._start(server)

@@ -35,20 +35,23 @@ async def constant() -> dict[str, str]:
     return {"status": "ok", "service": "reference"}
 
 
+def _statement(path: Path) -> str:
+    """A project .sql file on one line, its comment lines and final ';' dropped."""
+    lines = path.read_text().splitlines()
+    statement = " ".join(line for line in lines if not line.lstrip().startswith("--"))
+    return statement.strip().rstrip(";")
+
+
 def get_movie_sql() -> str:
     """get_movie.sql as asyncpg takes it: comments dropped, `:movie_id` as `$1`."""
-    lines = GET_MOVIE.read_text().splitlines()
-    statement = " ".join(line for line in lines if not line.lstrip().startswith("--"))
-    return statement.replace(":movie_id", "$1").strip().rstrip(";")
+    return _statement(GET_MOVIE).replace(":movie_id", "$1")
 
 
 def page_sql() -> str:
     """list_movies.sql with the filter, order and limit of the harness's GET /movies page."""
-    lines = LIST_MOVIES.read_text().splitlines()
-    base = " ".join(line for line in lines if not line.lstrip().startswith("--")).strip()
     # The project's own file wrapped in fixed text; the values are $1 and $2.
     return (
-        f"SELECT * FROM ({base.rstrip(';')}) AS q WHERE rating >= $1"  # noqa: S608
+        f"SELECT * FROM ({_statement(LIST_MOVIES)}) AS q WHERE rating >= $1"  # noqa: S608
         " ORDER BY rating DESC, movie_id DESC LIMIT $2"
     )
 
